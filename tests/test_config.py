@@ -1,0 +1,85 @@
+"""Config: YAML + overrides, every problem reported at once, every shipped YAML loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rtrain.config import ConfigError, JobConfig, apply_overrides, dump_yaml, resolve_job
+from rtrain.config.load import parse_override
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = {"model": {"name_or_path": "m"}, "data": {"train_files": ["pairs.jsonl"]}}
+
+
+def test_defaults_and_overrides_parse_yaml_values() -> None:
+    cfg = resolve_job(BASE, ["train.learning_rate=1e-4", "lora.target_modules=[query,value]", "train.max_steps=7"])
+    assert cfg.train.learning_rate == pytest.approx(1e-4)
+    assert cfg.lora.target_modules == ["query", "value"]
+    assert cfg.train.max_steps == 7
+    assert cfg.deepspeed.zero_stage == 2 and cfg.train.backend == "deepspeed"
+
+
+def test_mapping_overrides_and_new_sections() -> None:
+    data = apply_overrides(BASE, {"loss.temperature": 0.02, "deepspeed.overrides.wall_clock_breakdown": True})
+    cfg = JobConfig.model_validate(data)
+    assert cfg.loss.temperature == 0.02
+    assert cfg.deepspeed.overrides == {"wall_clock_breakdown": True}
+    assert "loss" not in BASE  # the input is not mutated
+
+
+def test_all_problems_reported_at_once_with_key_value_and_allowed() -> None:
+    bad = {
+        "model": {"name_or_path": "m", "pooling": "avg", "typo_key": 1},
+        "data": {"train_files": ["x.jsonl"]},
+        "train": {"lr": 3},
+    }
+    with pytest.raises(ConfigError) as err:
+        resolve_job(bad, ["loss.temperature=-1", "scaling.num_workers=0"])
+    msg = str(err.value)
+    assert "5 problem(s)" in msg
+    assert "model.pooling = 'avg'" in msg and "'mean', 'cls' or 'last_token'" in msg
+    assert "model.typo_key = 1: unknown key; allowed here:" in msg and "pooling" in msg
+    assert "train.lr = 3: unknown key" in msg and "learning_rate" in msg
+    assert "loss.temperature = -1" in msg and "greater than 0" in msg
+    assert "scaling.num_workers = 0" in msg
+
+
+def test_missing_required_and_bad_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="model: required key is missing"):
+        resolve_job({"data": {"train_files": ["a"]}})
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_job(tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        resolve_job(tmp_path / "list.yaml")
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        parse_override("no_equals_sign")
+
+
+def test_cross_field_check_names_both_keys() -> None:
+    with pytest.raises(ConfigError, match="loss.mini_batch_size=64 is larger than train.batch_size_per_worker=16"):
+        resolve_job(BASE, ["loss.cached=true", "loss.mini_batch_size=64"])
+
+
+def test_dump_round_trips(tmp_path: Path) -> None:
+    cfg = resolve_job(BASE, ["model.query_prefix='query: '", "logging.tags=[a,b]"])
+    path = tmp_path / "job.yaml"
+    path.write_text(dump_yaml(cfg))
+    assert resolve_job(path) == cfg
+
+
+def shipped_yaml_files() -> list[Path]:
+    return sorted((ROOT / "jobs").glob("*.yaml")) + sorted((ROOT / "tuning").rglob("*.yaml"))
+
+
+def test_every_shipped_yaml_resolves() -> None:
+    from rtrain.config.shipped import resolve_any
+
+    files = shipped_yaml_files()
+    assert files, "jobs/ should ship at least one job"
+    for path in files:
+        resolve_any(path)  # raises ConfigError naming the file and key on any problem
+    assert all(yaml.safe_load(p.read_text()) for p in files)

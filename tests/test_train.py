@@ -1,0 +1,134 @@
+"""End to end on 2 Ray Train workers with a 2-layer model: DeepSpeed ZeRO-2 + LoRA, DDP + GradCache with a
+worker failure, resume of a crashed run, export to sentence-transformers, W&B offline, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from sentence_transformers import SentenceTransformer
+
+from conftest import FAKE_WANDB_KEY, job_dict
+from rtrain.cli import main
+from rtrain.config import ConfigError, resolve_job
+from rtrain.export import checkpoint_embedding_model
+from rtrain.train.checkpoint import load_trainer_state
+from rtrain.train.loop import CRASH_ENV, LOG_FILE
+from rtrain.train.trainer import train
+
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / LOG_FILE).read_text().splitlines()]
+
+
+def logged_steps(run_dir: Path) -> list[int]:
+    return [r["step"] for r in read_log(run_dir) if "step" in r]
+
+
+def all_text(folder: Path) -> str:
+    return "".join(p.read_bytes().decode("utf-8", "ignore") for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def deepspeed_run(tiny_model: Path, tiny_pairs: Path, tmp_path_factory: pytest.TempPathFactory, ray_local):
+    """2 workers, DeepSpeed ZeRO-2, LoRA, 3 epochs, W&B offline, export at the end."""
+    storage = tmp_path_factory.mktemp("ds")
+    cfg = resolve_job(
+        job_dict(
+            tiny_model, tiny_pairs, storage,
+            train={"epochs": 3, "learning_rate": 5e-3},
+            logging={"wandb": True, "project": "rtrain-tests"},
+            model={"query_prefix": "query: ", "passage_prefix": "passage: "},
+        )
+    )
+    return cfg, train(cfg)
+
+
+def test_deepspeed_lora_run_learns_and_checkpoints(deepspeed_run) -> None:
+    cfg, outcome = deepspeed_run
+    log = [r for r in read_log(outcome.run_dir) if "step" in r]
+    steps_per_epoch = 256 // 2 // 8  # rows // workers // batch
+    assert [r["step"] for r in log][-1] == 3 * steps_per_epoch
+    assert log[-1]["loss"] < 0.5 * log[0]["loss"], [r["loss"] for r in log]
+    assert all(0.0 <= r["data_wait_frac"] <= 1.0 and r["pairs_per_s"] > 0 and r["tokens_per_s"] > 0 for r in log)
+    assert load_trainer_state(outcome.checkpoint) == {"step": 48, "epoch": 3, "batches_in_epoch": 0}
+    assert (outcome.checkpoint / "adapter" / "adapter_model.safetensors").is_file()
+    shards = sorted(p.name for p in (outcome.checkpoint / "deepspeed").glob("*optim_states.pt"))
+    assert len(shards) == 2, shards  # one ZeRO shard per worker, merged into one checkpoint folder
+    assert outcome.metrics["step"] == 48
+
+
+def test_export_matches_rtrain_encoder_in_sentence_transformers(deepspeed_run) -> None:
+    _, outcome = deepspeed_run
+    texts = ["where is the red car of paris", "in oslo there is a blue lamp", "green bird"]
+    st = SentenceTransformer(str(outcome.model_dir), device="cpu", local_files_only=True)
+    ours = checkpoint_embedding_model(outcome.run_dir)
+    for kind, prompt in (("query", "query"), ("document", "document")):
+        a = st.encode(texts, prompt_name=prompt, normalize_embeddings=False)
+        b = ours.encode(texts, kind)
+        cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cos.min() >= 0.9999, cos
+    card = (outcome.model_dir / "README.md").read_text()
+    assert "LoRA (r=4, alpha=8" in card and "| loss |" in card
+    assert (outcome.model_dir / "adapter" / "adapter_config.json").is_file()
+
+
+def test_wandb_offline_run_and_no_secret_anywhere(deepspeed_run) -> None:
+    _, outcome = deepspeed_run
+    runs = list((outcome.run_dir / "wandb_files").rglob("offline-run-*"))
+    assert len(runs) == 1, runs  # rank 0 only
+    assert FAKE_WANDB_KEY not in all_text(outcome.run_dir)
+
+
+def test_ddp_gradcache_recovers_from_worker_failure(
+    tiny_model: Path, tiny_pairs: Path, tmp_path: Path, ray_local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CRASH_ENV, "5")
+    cfg = resolve_job(
+        job_dict(
+            tiny_model, tiny_pairs, tmp_path,
+            train={"backend": "ddp", "max_steps": 10, "checkpoint_every_steps": 4, "log_every_steps": 1},
+            loss={"cached": True, "mini_batch_size": 3, "symmetric": True},
+            scaling={"max_failures": 1},
+            output={"export": False},
+        )
+    )
+    outcome = train(cfg)
+    assert (outcome.run_dir / ".crashed").exists()
+    assert {"resumed_at_step": 4} in read_log(outcome.run_dir)  # the crash at 5 restarted from the checkpoint at 4
+    assert logged_steps(outcome.run_dir) == list(range(1, 11))
+    assert load_trainer_state(outcome.checkpoint)["step"] == 10
+    assert (outcome.checkpoint / "torch_engine.pt").is_file()
+
+
+def test_resume_a_crashed_run_reaches_the_planned_steps(
+    tiny_model: Path, tiny_pairs: Path, tmp_path: Path, ray_local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CRASH_ENV, "7")
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump(job_dict(tiny_model, tiny_pairs, tmp_path / "runs", train={"checkpoint_every_steps": 3})))
+    with pytest.raises(Exception, match="simulated worker failure"):
+        main(["train", str(job), "output.export=false"])
+    run_dir = tmp_path / "runs" / "run"
+    assert load_trainer_state(max(run_dir.glob("checkpoint_*")))["step"] == 6
+    assert main(["train", "--resume", str(run_dir)]) == 0
+    assert {"resumed_at_step": 6} in read_log(run_dir)
+    assert logged_steps(run_dir) == [4, 8, 12, 16]  # crashed at 7, resumed from 6, same final step as planned
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "exported")]) == 0
+    assert (tmp_path / "exported" / "modules.json").is_file()
+
+
+def test_bad_inputs_fail_before_workers_start(tiny_model: Path, tiny_pairs: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist: fix model.name_or_path"):
+        train(resolve_job(job_dict(tmp_path / "no-model", tiny_pairs, tmp_path)))
+    with pytest.raises(ConfigError, match="cannot fill one optimizer step"):
+        train(resolve_job(job_dict(tiny_model, tiny_pairs, tmp_path, train={"batch_size_per_worker": 200})))
+    (tmp_path / "run").mkdir(exist_ok=True)
+    (tmp_path / "run" / "x").write_text("other job")
+    with pytest.raises(ConfigError, match="already exists: continue it with --resume"):
+        train(resolve_job(job_dict(tiny_model, tiny_pairs, tmp_path)))
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2

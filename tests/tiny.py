@@ -1,0 +1,101 @@
+"""Tiny encoders and pair files built in-process: no downloads, seconds to make."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from transformers import BertConfig, BertModel, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
+
+COLORS = ["red", "blue", "green", "yellow", "black", "white", "orange", "purple"]
+THINGS = ["car", "house", "bird", "river", "phone", "book", "garden", "train", "lamp", "chair"]
+PLACES = ["berlin", "paris", "tokyo", "lima", "oslo", "cairo", "delhi", "quito"]
+
+
+def pair_rows(n: int, negatives: int = 2, seed: int = 0, lang: str = "en") -> list[dict]:
+    """Learnable toy pairs: the query names a thing, colour and place; the positive restates them."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        c, t, p = rng.choice(COLORS), rng.choice(THINGS), rng.choice(PLACES)
+        negs = []
+        while len(negs) < negatives:
+            c2, t2 = rng.choice(COLORS), rng.choice(THINGS)
+            if (c2, t2) != (c, t):
+                negs.append(f"in {p} there is a {c2} {t2}")
+        rows.append(
+            {
+                "id": f"toy-{seed}-{i}",
+                "query": f"where is the {c} {t} of {p}",
+                "positive": f"in {p} there is a {c} {t}",
+                "negatives": negs,
+                "task": "retrieval",
+                "query_lang": lang,
+                "doc_lang": lang,
+                "source": "toy",
+            }
+        )
+    return rows
+
+
+def write_jsonl(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _corpus() -> list[str]:
+    words = COLORS + THINGS + PLACES + ["where", "is", "the", "of", "in", "there", "a", "query", "passage"]
+    rng = random.Random(0)
+    return [" ".join(rng.choice(words) for _ in range(12)) for _ in range(400)]
+
+
+def make_tiny_model(out: Path, family: str = "bert", hidden: int = 64, layers: int = 2, max_len: int = 64) -> Path:
+    """Save a randomly initialised 2-layer encoder and a freshly trained tokenizer to `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    if family == "bert":
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tok.train_from_iterator(_corpus(), trainers.WordPieceTrainer(vocab_size=300, special_tokens=special))
+        from tokenizers.processors import TemplateProcessing
+
+        tok.post_processor = TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))]
+        )
+        fast = PreTrainedTokenizerFast(
+            tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+            mask_token="[MASK]", model_max_length=max_len,
+        )
+        config = BertConfig(
+            vocab_size=tok.get_vocab_size(), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+            intermediate_size=2 * hidden, max_position_embeddings=max_len, pad_token_id=tok.token_to_id("[PAD]"),
+        )
+        model = BertModel(config, add_pooling_layer=False)
+    elif family == "xlmr":
+        tok = Tokenizer(models.Unigram())
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        tok.train_from_iterator(_corpus(), trainers.UnigramTrainer(vocab_size=300, special_tokens=special, unk_token="<unk>"))
+        from tokenizers.processors import TemplateProcessing
+
+        tok.post_processor = TemplateProcessing(
+            single="<s> $A </s>", special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))]
+        )
+        fast = PreTrainedTokenizerFast(
+            tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+            cls_token="<s>", sep_token="</s>", mask_token="<mask>", model_max_length=max_len,
+        )
+        config = XLMRobertaConfig(
+            vocab_size=tok.get_vocab_size(), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+            intermediate_size=2 * hidden, max_position_embeddings=max_len + 2, pad_token_id=tok.token_to_id("<pad>"),
+        )
+        model = XLMRobertaModel(config, add_pooling_layer=False)
+    else:
+        raise ValueError(f"family {family!r}: use bert or xlmr")
+    model.save_pretrained(out)
+    fast.save_pretrained(out)
+    return out
