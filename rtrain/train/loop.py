@@ -97,6 +97,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s")
     torch.manual_seed(cfg.train.seed)  # identical LoRA init on every rank
+    # One intra-op thread per reserved CPU: more threads than cores thrash when workers share a machine.
+    torch.set_num_threads(max(1, int(cfg.scaling.cpus_per_worker)))
 
     encoder, tokenizer = build_encoder(cfg.model, cfg.lora)
     loss_fn = build_loss(cfg.loss)

@@ -1,0 +1,97 @@
+"""Stage bookkeeping: skip a stage whose inputs and config are unchanged; never trust half-written output.
+
+Markers live in `<workdir>/.stages/`, not inside the outputs:
+- `<stage>.running`: written when a stage starts; a rerun that finds it knows the output is partial.
+- `<stage>.done.json`: written last, with the stage's fingerprint (config + inputs' fingerprints).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+MARKERS = ".stages"
+
+
+class StageError(RuntimeError):
+    """A stage cannot run as configured (e.g. its output folder holds files it did not write)."""
+
+
+def _done_file(workdir: Path, stage: str) -> Path:
+    return workdir / MARKERS / f"{stage}.done.json"
+
+
+def _running_file(workdir: Path, stage: str) -> Path:
+    return workdir / MARKERS / f"{stage}.running"
+
+
+def _path_fingerprint(path: Path, workdir: Path, producers: dict[str, str]) -> str:
+    """A stage-produced input is known by its producer's fingerprint; any other by size and mtime."""
+    try:
+        rel = path.resolve().relative_to(workdir.resolve())
+        top = rel.parts[0] if rel.parts else ""
+    except ValueError:
+        top = ""
+    if top in producers:
+        return f"{rel}@{producers[top]}"
+    if not path.exists():
+        raise StageError(f"input {path} does not exist: run the stage that writes it, or fix the stage's inputs")
+    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
+    return "|".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+
+
+def fingerprint(config: dict[str, Any], inputs: list[Path], workdir: Path, producers: dict[str, str]) -> str:
+    """sha256 of the stage config and its inputs' fingerprints."""
+    parts = [json.dumps(config, sort_keys=True, default=str)]
+    parts += [_path_fingerprint(p, workdir, producers) for p in inputs]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def is_done(workdir: Path, stage: str, print_: str, output: Path) -> bool:
+    """True when the stage finished before with this fingerprint and its output is still there."""
+    done = _done_file(workdir, stage)
+    if not done.is_file() or _running_file(workdir, stage).exists() or not output.exists():
+        return False
+    return json.loads(done.read_text()).get("fingerprint") == print_
+
+
+def start(workdir: Path, stage: str, pipeline: str, output: Path) -> None:
+    """Clear this stage's earlier (stale or partial) output and mark it running.
+
+    Refuses an output folder that holds files no stage of this pipeline wrote.
+    """
+    done, running = _done_file(workdir, stage), _running_file(workdir, stage)
+    ours = done.is_file() or running.is_file()
+    if output.exists() and any(output.iterdir()) and not ours:
+        raise StageError(
+            f"stage {stage!r}: output folder {output} holds files that pipeline {pipeline!r} did not write; "
+            f"move them away or choose another workdir"
+        )
+    if ours:
+        owner = json.loads((done if done.is_file() else running).read_text()).get("pipeline")
+        if owner != pipeline:
+            raise StageError(
+                f"stage {stage!r}: {workdir} belongs to pipeline {owner!r}, not {pipeline!r}; choose another workdir"
+            )
+    if output.exists():
+        shutil.rmtree(output) if output.is_dir() else output.unlink()
+    done.unlink(missing_ok=True)
+    running.parent.mkdir(parents=True, exist_ok=True)
+    running.write_text(json.dumps({"pipeline": pipeline, "stage": stage, "started": time.time()}))
+
+
+def finish(workdir: Path, stage: str, pipeline: str, print_: str) -> None:
+    """Record the stage as complete (written last, so a crash before here leaves it 'running')."""
+    _done_file(workdir, stage).write_text(
+        json.dumps({"pipeline": pipeline, "stage": stage, "fingerprint": print_, "finished": time.time()})
+    )
+    _running_file(workdir, stage).unlink(missing_ok=True)
+
+
+def done_fingerprint(workdir: Path, stage: str) -> str | None:
+    done = _done_file(workdir, stage)
+    return json.loads(done.read_text())["fingerprint"] if done.is_file() else None

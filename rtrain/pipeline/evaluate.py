@@ -1,0 +1,64 @@
+"""The pipeline's eval stage: base vs retrofitted model on held-out synthetic retrieval and FLORES bitext."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from rtrain.config.schema import JobConfig
+from rtrain.eval import BitextMiningEvaluator, RetrievalEvaluator
+from rtrain.eval.readers import default_flores_root
+from rtrain.eval.report import bar_chart, format_table
+from rtrain.export import checkpoint_embedding_model
+from rtrain.models.encoder import EmbeddingModel
+from rtrain.pipeline.schema import EvalStage
+
+log = logging.getLogger("rtrain.pipeline")
+
+SUMMARY = "summary.md"
+RESULTS = "results.json"
+
+
+def _evaluators(stage: EvalStage, heldout: Path) -> dict[str, Any]:
+    evaluators: dict[str, Any] = {
+        "heldout_retrieval": RetrievalEvaluator.from_pairs(heldout, name="heldout_retrieval", batch_size=stage.batch_size)
+    }
+    if stage.flores is not None:
+        root = Path(stage.flores.root) if stage.flores.root else default_flores_root()
+        if root.is_dir():
+            evaluators["flores_bitext"] = BitextMiningEvaluator.from_flores(
+                stage.flores.languages, root=root, split=stage.flores.split, limit=stage.flores.limit,
+                name="flores_bitext", batch_size=stage.batch_size,
+            )
+        else:
+            log.warning(f"FLORES folder {root} not found: skipping bitext mining (set stages.eval.flores.root)")
+    return evaluators
+
+
+def run_eval(stage: EvalStage, heldout: Path, run_dir: Path, output: Path, base_job: JobConfig | None) -> dict[str, Any]:
+    """Score each model with each evaluator; write results.json, summary.md and one bar chart per task."""
+    models: dict[str, Any] = {}
+    if stage.compare_base:
+        if base_job is None:
+            raise ValueError("stages.eval.compare_base needs a train stage (its job names the base model)")
+        models["base"] = EmbeddingModel.load(base_job.model)
+    models["retrofitted"] = checkpoint_embedding_model(run_dir)
+    evaluators = _evaluators(stage, heldout)
+    results: dict[str, dict[str, Any]] = {task: {} for task in evaluators}
+    for task, evaluator in evaluators.items():
+        for model_name, model in models.items():
+            log.info(f"[eval] {task}: {model_name}")
+            results[task][model_name] = evaluator(model)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / RESULTS).write_text(json.dumps(results, indent=2))
+    sections = []
+    for task, by_model in results.items():
+        metric = evaluators[task].primary_metric
+        sections.append(f"## {task} ({metric})\n\n{format_table(by_model, metric=metric)}\n")
+        bar_chart(by_model, metric, output / f"{task}.png", title=f"{task}: {metric}")
+    summary = "\n".join(sections)
+    (output / SUMMARY).write_text(summary)
+    print(summary)
+    return {"results": str(output / RESULTS), "summary": summary}

@@ -1,0 +1,104 @@
+"""`rtrain run PIPELINE.yaml`: run the stages in order, skipping those whose inputs and config are unchanged."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+from rtrain.config.load import resolve_job
+from rtrain.config.schema import JobConfig
+from rtrain.pipeline import cache
+from rtrain.pipeline.evaluate import run_eval
+from rtrain.pipeline.schema import EvalStage, ExportStage, PipelineConfig, SynthStage, TrainStage
+
+log = logging.getLogger("rtrain.pipeline")
+
+ORDER = ("synth", "train", "eval", "export")
+
+
+def train_job(cfg: PipelineConfig, stage: TrainStage) -> JobConfig:
+    """The stage's job with its data and output set from the stage's inputs and output folder."""
+    workdir = Path(cfg.workdir).resolve()
+    return resolve_job(
+        {"name": cfg.name, **stage.job},
+        {
+            "data.train_files": [str(workdir / i) for i in stage.inputs],
+            "output.storage_path": str(workdir),
+            "output.name": stage.output,
+            "output.export": False,
+        },
+        where="stages.train.job",
+    )
+
+
+def _run_synth(cfg: PipelineConfig, stage: SynthStage, output: Path) -> dict[str, Any]:
+    from rtrain.synth import generate
+
+    return {"manifest": generate(stage.config, output)}
+
+
+def _run_train(cfg: PipelineConfig, stage: TrainStage, output: Path) -> dict[str, Any]:
+    from rtrain.train.trainer import train
+
+    outcome = train(train_job(cfg, stage))
+    return {"metrics": outcome.metrics, "checkpoint": str(outcome.checkpoint)}
+
+
+def _run_eval(cfg: PipelineConfig, stage: EvalStage, output: Path) -> dict[str, Any]:
+    workdir = Path(cfg.workdir).resolve()
+    heldout, run_dir = (workdir / i for i in stage.inputs)
+    base_job = train_job(cfg, cfg.stages.train) if cfg.stages.train else None
+    return run_eval(stage, heldout, run_dir, output, base_job)
+
+
+def _run_export(cfg: PipelineConfig, stage: ExportStage, output: Path) -> dict[str, Any]:
+    from rtrain.export import export_model
+
+    return {"model": str(export_model(Path(cfg.workdir).resolve() / stage.inputs[0], output))}
+
+
+RUNNERS: dict[str, Callable[[PipelineConfig, Any, Path], dict[str, Any]]] = {
+    "synth": _run_synth,
+    "train": _run_train,
+    "eval": _run_eval,
+    "export": _run_export,
+}
+
+
+def stage_inputs(stage: BaseModel, workdir: Path) -> list[Path]:
+    return [workdir / i for i in getattr(stage, "inputs", [])]
+
+
+def run_pipeline(cfg: PipelineConfig, force: bool = False) -> dict[str, Any]:
+    """Run (or skip) each configured stage in order; returns each stage's result or 'skipped'."""
+    if cfg.stages.train is not None:
+        train_job(cfg, cfg.stages.train)  # a bad job fails now, not after the stages before it
+    workdir = Path(cfg.workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    producers: dict[str, str] = {}  # output folder name -> fingerprint of the stage that wrote it
+    results: dict[str, Any] = {}
+    for name in ORDER:
+        stage = getattr(cfg.stages, name)
+        if stage is None:
+            continue
+        output = workdir / stage.output
+        print_ = cache.fingerprint(
+            {"stage": name, **stage.model_dump(mode="json")}, stage_inputs(stage, workdir), workdir, producers
+        )
+        if not force and cache.is_done(workdir, name, print_, output):
+            log.info(f"[{name}] up to date, skipped ({output})")
+            results[name] = "skipped"
+            producers[stage.output] = print_
+            continue
+        log.info(f"[{name}] running -> {output}")
+        cache.start(workdir, name, cfg.name, output)
+        started = time.perf_counter()
+        results[name] = RUNNERS[name](cfg, stage, output)
+        cache.finish(workdir, name, cfg.name, print_)
+        producers[stage.output] = print_
+        log.info(f"[{name}] done in {time.perf_counter() - started:.0f} s")
+    return results

@@ -1,0 +1,111 @@
+"""Pipelines: a tiny quickstart end to end, skip/force logic, partial and foreign outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rtrain.cli import main
+from rtrain.config import ConfigError, resolve
+from rtrain.pipeline import PipelineConfig, run_pipeline
+from rtrain.pipeline.cache import StageError
+
+FLORES = Path(__file__).resolve().parents[2] / "shared" / "data" / "sib200_flores_subset"
+
+
+def tiny_pipeline(tiny_model: Path, workdir: Path, **train: object) -> dict:
+    return {
+        "name": "tiny-quickstart",
+        "workdir": str(workdir),
+        "stages": {
+            "synth": {
+                "config": {
+                    "languages": ["en", "de"],
+                    "tasks": ["retrieval", "bitext", "paraphrase"],
+                    "examples_per_task_language": 24,
+                    "heldout_examples_per_task_language": 6,
+                    "negatives_per_row": 1,
+                }
+            },
+            "train": {
+                "job": {
+                    "model": {"name_or_path": str(tiny_model), "query_max_length": 32, "passage_max_length": 32},
+                    "lora": {"r": 4, "alpha": 8},
+                    "train": {"batch_size_per_worker": 8, "max_steps": 3, "backend": "ddp", **train},
+                    "scaling": {"num_workers": 1, "cpus_per_worker": 1},
+                    "logging": {"wandb": False},
+                }
+            },
+            "eval": {"flores": {"languages": ["deu_Latn"], "limit": 20, "root": str(FLORES)}},
+            "export": {},
+        },
+    }
+
+
+def test_tiny_quickstart_runs_then_skips_then_reruns_what_changed(
+    tiny_model: Path, tmp_path: Path, ray_local, capsys: pytest.CaptureFixture
+) -> None:
+    cfg = resolve(PipelineConfig, tiny_pipeline(tiny_model, tmp_path / "w"))
+    first = run_pipeline(cfg)
+    assert set(first) == {"synth", "train", "eval", "export"} and "skipped" not in first.values()
+    workdir = tmp_path / "w"
+    results = json.loads((workdir / "eval" / "results.json").read_text())
+    assert set(results["heldout_retrieval"]) == {"base", "retrofitted"}
+    assert set(results["heldout_retrieval"]["base"]["per_language"]) == {"en", "de"}
+    if FLORES.is_dir():
+        assert "flores_bitext" in results and (workdir / "eval" / "flores_bitext.png").is_file()
+    assert "| overall |" in capsys.readouterr().out  # the summary table is printed
+    assert (workdir / "model" / "modules.json").is_file() and (workdir / "model" / "README.md").is_file()
+
+    assert set(run_pipeline(cfg).values()) == {"skipped"}
+
+    changed = resolve(PipelineConfig, tiny_pipeline(tiny_model, workdir, learning_rate=1e-3))
+    again = run_pipeline(changed)
+    assert again["synth"] == "skipped"
+    assert all(again[s] != "skipped" for s in ("train", "eval", "export"))  # downstream of the change
+
+
+def test_force_partial_and_foreign_outputs(tmp_path: Path, tiny_model: Path) -> None:
+    data = tiny_pipeline(tiny_model, tmp_path / "w")
+    data["stages"] = {"synth": data["stages"]["synth"]}  # a synth-only pipeline: fast
+    cfg = resolve(PipelineConfig, data)
+    assert run_pipeline(cfg)["synth"] != "skipped"
+    assert run_pipeline(cfg)["synth"] == "skipped"
+    assert run_pipeline(cfg, force=True)["synth"] != "skipped"
+
+    # a run stopped half-way: the stage is marked running, so its output is not trusted
+    (tmp_path / "w" / ".stages" / "synth.done.json").rename(tmp_path / "w" / ".stages" / "synth.running")
+    assert run_pipeline(cfg)["synth"] != "skipped"
+
+    foreign = dict(data, workdir=str(tmp_path / "other"))
+    (tmp_path / "other" / "synth").mkdir(parents=True)
+    (tmp_path / "other" / "synth" / "notes.txt").write_text("someone else's file")
+    with pytest.raises(StageError, match="holds files that pipeline 'tiny-quickstart' did not write"):
+        run_pipeline(resolve(PipelineConfig, foreign))
+    assert (tmp_path / "other" / "synth" / "notes.txt").is_file()  # nothing deleted
+
+    other_name = dict(data, name="another")
+    with pytest.raises(StageError, match="belongs to pipeline 'tiny-quickstart'"):
+        run_pipeline(resolve(PipelineConfig, other_name))
+
+
+def test_bad_pipeline_files_name_the_key(tmp_path: Path, tiny_model: Path) -> None:
+    data = tiny_pipeline(tiny_model, tmp_path)
+    data["stages"]["synth"]["config"]["languages"] = ["en", "xx"]
+    data["stages"]["train"]["job"]["train"]["lr"] = 1
+    data["stages"]["eval"]["typo"] = True
+    with pytest.raises(ConfigError) as err:
+        resolve(PipelineConfig, data)
+    msg = str(err.value)
+    assert "stages.synth.config.languages" in msg and "unknown language(s) ['xx']" in msg
+    assert "stages.eval.typo = True: unknown key" in msg
+    data = tiny_pipeline(tiny_model, tmp_path)
+    data["stages"]["train"]["job"]["train"]["lr"] = 1
+    with pytest.raises(ConfigError, match=r"stages.train.job: 1 problem\(s\):\n  train.lr = 1: unknown key"):
+        run_pipeline(resolve(PipelineConfig, data))  # before any stage runs
+    assert not (tmp_path / "synth").exists()
+    path = tmp_path / "p.yaml"
+    path.write_text("name: x\nworkdir: w\nstages: {synth: {output: s, config: {tasks: [nope]}}}\n")
+    assert main(["run", str(path)]) == 2
