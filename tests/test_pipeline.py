@@ -56,7 +56,7 @@ def test_tiny_quickstart_runs_then_skips_then_reruns_what_changed(
     assert set(results["heldout_retrieval"]["base"]["per_language"]) == {"en", "de"}
     if FLORES.is_dir():
         assert "flores_bitext" in results and (workdir / "eval" / "flores_bitext.png").is_file()
-    assert "| overall |" in capsys.readouterr().out  # the summary table is printed
+    assert "| **overall** |" in capsys.readouterr().out  # the summary table is printed
     assert (workdir / "model" / "modules.json").is_file() and (workdir / "model" / "README.md").is_file()
 
     assert set(run_pipeline(cfg).values()) == {"skipped"}

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import random
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -111,6 +114,15 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
     generate(cfg.model_copy(update={"seed": 1}), tmp_path / "c")
     for name in FILES:
         assert (tmp_path / "a" / name).read_bytes() != (tmp_path / "c" / name).read_bytes(), name
+    # another process with another str-hash seed writes the same bytes
+    code = (
+        "import sys; from rtrain.synth import SynthConfig, generate; "
+        f"generate(SynthConfig.model_validate_json({cfg.model_dump_json()!r}), sys.argv[1])"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")], check=True, env=env, timeout=120)
+    for name in FILES + ("manifest.json",):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "d" / name).read_bytes(), name
 
 
 @pytest.mark.parametrize("k", [0, 2, 5])

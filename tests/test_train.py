@@ -66,7 +66,7 @@ def test_export_matches_rtrain_encoder_in_sentence_transformers(deepspeed_run) -
     _, outcome = deepspeed_run
     texts = ["where is the red car of paris", "in oslo there is a blue lamp", "green bird"]
     st = SentenceTransformer(str(outcome.model_dir), device="cpu", local_files_only=True)
-    ours = checkpoint_embedding_model(outcome.run_dir)
+    ours = checkpoint_embedding_model(outcome.run_dir, merge=False)  # the unmerged LoRA encoder
     for kind, prompt in (("query", "query"), ("document", "document")):
         a = st.encode(texts, prompt_name=prompt, normalize_embeddings=False)
         b = ours.encode(texts, kind)

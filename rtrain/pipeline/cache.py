@@ -51,12 +51,13 @@ def fingerprint(config: dict[str, Any], inputs: list[Path], workdir: Path, produ
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def is_done(workdir: Path, stage: str, print_: str, output: Path) -> bool:
-    """True when the stage finished before with this fingerprint and its output is still there."""
+def is_done(workdir: Path, stage: str, pipeline: str, print_: str, output: Path) -> bool:
+    """True when this pipeline's stage finished before with this fingerprint and its output is still there."""
     done = _done_file(workdir, stage)
     if not done.is_file() or _running_file(workdir, stage).exists() or not output.exists():
         return False
-    return json.loads(done.read_text()).get("fingerprint") == print_
+    record = json.loads(done.read_text())
+    return record.get("fingerprint") == print_ and record.get("pipeline") == pipeline
 
 
 def start(workdir: Path, stage: str, pipeline: str, output: Path) -> None:
@@ -91,7 +92,3 @@ def finish(workdir: Path, stage: str, pipeline: str, print_: str) -> None:
     )
     _running_file(workdir, stage).unlink(missing_ok=True)
 
-
-def done_fingerprint(workdir: Path, stage: str) -> str | None:
-    done = _done_file(workdir, stage)
-    return json.loads(done.read_text())["fingerprint"] if done.is_file() else None

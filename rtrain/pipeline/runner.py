@@ -89,7 +89,7 @@ def run_pipeline(cfg: PipelineConfig, force: bool = False) -> dict[str, Any]:
         print_ = cache.fingerprint(
             {"stage": name, **stage.model_dump(mode="json")}, stage_inputs(stage, workdir), workdir, producers
         )
-        if not force and cache.is_done(workdir, name, print_, output):
+        if not force and cache.is_done(workdir, name, cfg.name, print_, output):
             log.info(f"[{name}] up to date, skipped ({output})")
             results[name] = "skipped"
             producers[stage.output] = print_

@@ -12,9 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
+from rtrain.config.load import ConfigError, load_yaml, resolve
 from rtrain.synth.config import SynthConfig
 from rtrain.synth.generate import RAY_ROW_THRESHOLD, generate
 from rtrain.synth.templates import TemplateError
@@ -42,28 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """["seed=3", "languages=[en,de]"] -> {"seed": 3, "languages": ["en", "de"]}."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"override {item!r} is not KEY=VALUE; e.g. seed=3 or languages=[en,de]")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
-def load_config(path: Path | None, overrides: dict[str, Any]) -> SynthConfig:
-    """SynthConfig from an optional YAML file plus overrides (overrides win)."""
+def load_config(path: Path | None, overrides: list[str]) -> SynthConfig:
+    """SynthConfig from an optional YAML file (fields at top level or under `synth:`) plus overrides."""
     data: dict[str, Any] = {}
+    where = "synth config"
     if path is not None:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping of SynthConfig fields, got {type(loaded).__name__}")
-        section = loaded.get("synth")
-        data = dict(section) if isinstance(section, dict) else dict(loaded)
-    data.update(overrides)
-    return SynthConfig(**data)
+        loaded = load_yaml(path)
+        data = dict(loaded["synth"]) if isinstance(loaded.get("synth"), dict) else loaded
+        where = str(path)
+    return resolve(SynthConfig, data, overrides, where=where)
 
 
 def _print_summary(manifest: dict[str, Any], out: Path) -> None:
@@ -90,8 +75,8 @@ def _print_summary(manifest: dict[str, Any], out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     """Generate per the parsed arguments; 0 on success, 2 on a bad config or template."""
     try:
-        cfg = load_config(args.config, parse_overrides(args.overrides))
-    except (ValidationError, ValueError, OSError, yaml.YAMLError) as err:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as err:
         print(f"rtrain synth: {err}", file=sys.stderr)
         return 2
     try:

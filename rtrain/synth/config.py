@@ -68,9 +68,12 @@ class SynthConfig(BaseModel):
 
     Row counts: every (task, language) shard writes `examples_per_task_language` train rows and
     `heldout_examples_per_task_language` held-out rows, so train.parquet has
-    len(tasks) * len(languages) * examples_per_task_language rows. `heldout_fraction` is the share of
-    entities (territories with their cities and currencies, languages, dates, times, amounts, ...)
-    reserved for held-out rows; train rows never mention them.
+    len(tasks) * len(languages) * examples_per_task_language rows (a count, not a fraction; 0 writes an
+    empty heldout.parquet). `heldout_fraction` (0.02..0.8) is the share of entities (territories with
+    their cities and currencies, languages, dates, times, amounts, ...) reserved for held-out rows;
+    train rows never mention them. `cross_lingual_rate` applies to retrieval, qa, classification and
+    clustering; bitext rows are always cross-lingual and paraphrase rows never. `negatives_per_row`
+    is 0..8 (classification negatives are the other topics' labels).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -79,7 +82,7 @@ class SynthConfig(BaseModel):
     tasks: list[str] | int = Field(default_factory=available_tasks)
     examples_per_task_language: int = Field(default=1000, ge=1)
     heldout_examples_per_task_language: int = Field(default=100, ge=0)
-    heldout_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    heldout_fraction: float = Field(default=0.2, ge=0.02, le=0.8)
     cross_lingual_rate: float = Field(default=0.2, ge=0.0, le=1.0)
     negatives_per_row: int = Field(default=3, ge=0, le=MAX_NEGATIVES)
     seed: int = 0

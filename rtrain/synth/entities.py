@@ -81,9 +81,10 @@ def stable_hash(*parts: object) -> int:
 
 
 def _split_by_hash(items: list, fraction: float, salt: str) -> tuple[list, list]:
-    """(train, heldout): the round(fraction * n) items (at least 1) with the smallest salted hash are held out."""
+    """(train, heldout): the round(fraction * n) items with the smallest salted hash are held out,
+    keeping at least two values on each side (a near value needs a second one)."""
     ranked = sorted(items, key=lambda item: stable_hash(salt, item))
-    cut = max(1, round(fraction * len(ranked))) if len(ranked) > 1 else 0
+    cut = min(len(ranked) - 2, max(2, round(fraction * len(ranked))))
     return sorted(ranked[cut:]), sorted(ranked[:cut])
 
 

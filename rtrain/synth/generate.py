@@ -16,12 +16,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import babel
 import pyarrow as pa
 import pyarrow.parquet as pq
+from babel.core import get_global
 
 from rtrain.data.schema import PAIR_SCHEMA, rows_to_table
 from rtrain.synth.config import CROSS_LINGUAL_TASKS, SynthConfig
 from rtrain.synth.entities import SPLITS, build_pools, pool_sizes
+from rtrain.synth.kinds import available_kinds
+from rtrain.synth.spec import KINDS
 from rtrain.synth.tasks import SOURCE, GenContext, build_shard
 from rtrain.synth.templates import load_templates
 
@@ -90,14 +94,14 @@ def _run_local(ctx: GenContext, specs: list[ShardSpec]) -> list[pa.Table]:
 
 
 def _run_ray(ctx: GenContext, specs: list[ShardSpec]) -> list[pa.Table]:
-    """Shards as a Ray Data job: one input row per shard, `map_batches` builds its Arrow table."""
+    """Shards as a Ray Data job: one input row per shard, a few blocks per CPU, `map_batches` builds them."""
     import ray
     import ray.data
 
     if not ray.is_initialized():
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
     data_ctx = ray.data.DataContext.get_current()
-    data_ctx.enable_progress_bars = False
+    progress_bars, data_ctx.enable_progress_bars = data_ctx.enable_progress_bars, False
 
     def build(batch: pa.Table) -> pa.Table:
         return pa.concat_tables([shard_table(ctx, ShardSpec(**row)) for row in batch.to_pylist()])
@@ -108,7 +112,10 @@ def _run_ray(ctx: GenContext, specs: list[ShardSpec]) -> list[pa.Table]:
     ds = ray.data.from_items(items, override_num_blocks=min(len(items), 4 * cpus)).map_batches(
         build, batch_size=None, batch_format="pyarrow", zero_copy_batch=True
     )
-    return [t for t in ray.get(ds.to_arrow_refs())]
+    try:
+        return list(ray.get(ds.to_arrow_refs()))
+    finally:
+        data_ctx.enable_progress_bars = progress_bars
 
 
 def _write_parquet(table: pa.Table, path: Path) -> str:
@@ -172,9 +179,12 @@ def generate(
         "seed": cfg.seed,
         "config": cfg.model_dump(mode="json"),
         "engine": engine,
+        "babel_version": babel.__version__,  # slot values come from this CLDR release: pin both to reproduce
+        "cldr_version": get_global("cldr").get("version"),
         "cross_lingual_tasks": sorted(CROSS_LINGUAL_TASKS) + ["bitext (always)"],
         "splits": splits,
         "entities": {split: pool_sizes(ctx.pools.splits[split]) for split in SPLITS},
+        "kinds": {split: available_kinds(ctx.pools.splits[split], list(KINDS)) for split in SPLITS},
         "skipped_entities": ctx.pools.skipped,
     }
     tmp = out / f".{MANIFEST}.tmp-{os.getpid()}"

@@ -26,7 +26,7 @@ KM_PER_HOUR = 80  # travel duration = distance / 80 km/h, at least one hour
 def _near_number(values: list[int], value: int, rng: random.Random, width: int = 6) -> int:
     """Another value of the sorted pool list a few positions away from `value` (never equal)."""
     if len(values) < 2:
-        raise ValueError(f"a pool of {len(values)} value(s) has no second value; raise heldout_fraction")
+        raise ValueError(f"a pool of {len(values)} value(s) has no second value; move heldout_fraction toward 0.2")
     at = bisect.bisect_left(values, value)
     while True:
         pick = values[min(len(values) - 1, max(0, at + rng.randint(-width, width)))]
@@ -178,12 +178,14 @@ def territory_facets(pool: SplitPool, terr: str) -> list[str]:
 
 def available_kinds(pool: SplitPool, kinds: list[str]) -> list[str]:
     """Kinds whose entity lists are non-empty in this split."""
-    needs = {
-        "official_language": pool.official_territories,
-        "language_script": pool.script_languages,
-        **{kind: pool.cities for kind in ("city_country", "travel", "price", "schedule", "weather", "shopping")},
+    # enough distinct subjects for a sample plus a different near one (travel: two cities plus a third)
+    enough = {
+        "currency": len(pool.territories) >= 2,
+        "official_language": len(pool.official_territories) >= 2,
+        "language_script": len(pool.script_languages) >= 2 and len(pool.scripts) >= 2,
+        **{kind: len(pool.cities) >= 3 for kind in ("city_country", "travel", "price", "schedule", "weather", "shopping")},
     }
-    return [kind for kind in kinds if needs.get(kind, True)]
+    return [kind for kind in kinds if enough.get(kind, True)]
 
 
 def sample(kind: str, pool: SplitPool, rng: random.Random) -> Values:
@@ -201,8 +203,9 @@ def vary_subject(kind: str, pool: SplitPool, v: Values, rng: random.Random) -> V
     if kind == "city_country":
         zone = _near_city(pool, v["city"], rng)
         return {"city": zone, "territory": pool.city_territory[zone]}
-    if kind == "language_script":
-        lang = rng.choice(pool.script_languages)
+    if kind == "language_script":  # half the time another language of the same script (the harder case)
+        same = [x for x in pool.script_languages if pool.script_of[x] == v["script"] and x != v["language"]]
+        lang = rng.choice(same) if same and rng.random() < 0.5 else rng.choice(pool.script_languages)
         return {"language": lang, "script": pool.script_of[lang]}
     if kind == "appointment":
         return {**v, "date": _near_number(pool.numbers["date"], v["date"], rng)}

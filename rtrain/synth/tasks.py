@@ -49,7 +49,9 @@ class RowMaker:
         self.pool = ctx.pools.splits[split]
         self.kinds = K.available_kinds(self.pool, list(KINDS))
         if not self.kinds:
-            raise RuntimeError(f"split {split!r} has no entities for any kind; raise heldout_fraction")
+            raise RuntimeError(
+                f"split {split!r} has too few entities for any kind; move heldout_fraction toward 0.2"
+            )
         self.others = [other for other in ctx.languages if other != lang]
 
     # -- sampling --------------------------------------------------------------------------------
@@ -92,7 +94,7 @@ class RowMaker:
                 break
             if attempt < 8 * want + 4:
                 text, v = make()
-            else:  # a small pool kept repeating: any other kind's phrasing is still a valid negative
+            else:  # a small pool kept repeating: a fresh value set of any kind is still a valid negative
                 kind = self.kind()
                 v = K.sample(kind, self.pool, self.rng)
                 text = self.render(doc_lang, kind, section, self.pick(doc_lang, kind, section), v)
