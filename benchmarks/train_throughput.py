@@ -844,8 +844,12 @@ def _child(threads: int, fn: Callable[..., Measurement], args: tuple[Any, ...], 
 def fresh_process(threads: int, fn: Callable[..., Measurement], *args: Any, **kwargs: Any) -> Measurement:
     """Run `fn` in a new (spawned) Python process, as Ray runs its train worker, so that no method
     inherits warm allocator / kernel caches from the one before it."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
+    pool = multiprocessing.get_context("spawn").Pool(1)
+    try:
         return pool.apply(_child, (threads, fn, args, kwargs))
+    finally:
+        pool.close()  # let the child exit on its own (terminate() leaks its semaphores)
+        pool.join()
 
 
 def line_counter(path: Path) -> Callable[[], int]:

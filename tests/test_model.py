@@ -10,7 +10,7 @@ from transformers import LlamaConfig, LlamaModel
 
 from rtrain.config import LoraConfig, ModelConfig
 from rtrain.models.encoder import EmbeddingModel, build_encoder, prefix_texts
-from rtrain.models.loading import resolve_model_path
+from rtrain.models.loading import load_backbone, resolve_model_path
 from rtrain.models.lora import apply_lora, detect_target_modules
 from rtrain.models.pooling import pool
 from tiny import make_tiny_model
@@ -46,6 +46,8 @@ def test_lora_targets_per_family(tmp_path: Path) -> None:
     trainable = [n for n, p in encoder.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     assert {"query", "key", "value", "dense"} <= {n.split(".")[-4] for n in trainable}  # ...query.lora_A.default.weight
+    xlmr, _ = load_backbone(str(make_tiny_model(tmp_path / "x", family="xlmr")))
+    assert detect_target_modules(xlmr) == ["query", "key", "value", "dense"]
     llama = LlamaModel(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                    num_attention_heads=2, num_key_value_heads=2))
     assert detect_target_modules(llama) == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

@@ -84,14 +84,15 @@ def test_wandb_offline_run_and_no_secret_anywhere(deepspeed_run) -> None:
     assert FAKE_WANDB_KEY not in all_text(outcome.run_dir)
 
 
-def test_ddp_gradcache_recovers_from_worker_failure(
+def test_ddp_gradcache_accumulation_recovers_from_worker_failure(
     tiny_model: Path, tiny_pairs: Path, tmp_path: Path, ray_local, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(CRASH_ENV, "5")
     cfg = resolve_job(
         job_dict(
             tiny_model, tiny_pairs, tmp_path,
-            train={"backend": "ddp", "max_steps": 10, "checkpoint_every_steps": 4, "log_every_steps": 1},
+            train={"backend": "ddp", "max_steps": 10, "checkpoint_every_steps": 4, "log_every_steps": 1,
+                   "gradient_accumulation_steps": 2},
             loss={"cached": True, "mini_batch_size": 3, "symmetric": True},
             scaling={"max_failures": 1},
             output={"export": False},

@@ -39,11 +39,11 @@ def resolve_model_path(name_or_path: str) -> str:
 
 
 def load_backbone(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The bare encoder (no task head, no pooler) and its tokenizer."""
+    """The bare encoder (its pooler, if any, frozen) and its tokenizer."""
     path = resolve_model_path(name_or_path)
     model = AutoModel.from_pretrained(path)
     if getattr(model, "pooler", None) is not None:
-        model.pooler = None  # unused by embedding pooling; its weights would get no gradient under DDP
+        model.pooler.requires_grad_(False)  # unused by embedding pooling: no gradient would ever reach it
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

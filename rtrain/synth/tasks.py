@@ -107,34 +107,29 @@ class RowMaker:
         return out
 
 
-def retrieval(m: RowMaker) -> Built:
-    """Question -> the passage stating the fact; negatives state the fact for a near subject."""
+def _question_to(m: RowMaker, section: str, answer: bool) -> Built:
+    """Question -> a `section` text stating the fact; negatives restate it with a varied value."""
     kind, dl = m.kind(), m.doc_lang()
     v = m.sample(kind)
     query = m.render(m.lang, kind, "questions", m.pick(m.lang, kind, "questions"), v)
-    p = m.pick(dl, kind, "passages")
-    positive = m.render(dl, kind, "passages", p, v)
+    phrasing = m.pick(dl, kind, section)
+    positive = m.render(dl, kind, section, phrasing, v)
 
     def make() -> tuple[str, K.Values]:
-        nv = m.vary(kind, v, answer=False)
-        return m.render(dl, kind, "passages", p, nv), nv
+        nv = m.vary(kind, v, answer=answer)
+        return m.render(dl, kind, section, phrasing, nv), nv
 
-    return query, positive, m.negatives(make, {positive}, "passages", dl), dl
+    return query, positive, m.negatives(make, {positive}, section, dl), dl
+
+
+def retrieval(m: RowMaker) -> Built:
+    """Question -> the passage stating the fact; negatives state the fact for a near subject."""
+    return _question_to(m, "passages", answer=False)
 
 
 def qa(m: RowMaker) -> Built:
     """Question -> short answer; negatives are the same answer phrasing with a wrong value."""
-    kind, dl = m.kind(), m.doc_lang()
-    v = m.sample(kind)
-    query = m.render(m.lang, kind, "questions", m.pick(m.lang, kind, "questions"), v)
-    a = m.pick(dl, kind, "answers")
-    positive = m.render(dl, kind, "answers", a, v)
-
-    def make() -> tuple[str, K.Values]:
-        nv = m.vary(kind, v, answer=True)
-        return m.render(dl, kind, "answers", a, nv), nv
-
-    return query, positive, m.negatives(make, {positive}, "answers", dl), dl
+    return _question_to(m, "answers", answer=True)
 
 
 def bitext(m: RowMaker) -> Built:

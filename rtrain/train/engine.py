@@ -8,7 +8,6 @@ Neither needs Ray: the training step runs as a plain torch program too (see benc
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -218,7 +217,3 @@ def build_engine(module: torch.nn.Module, cfg: JobConfig, total_steps: int, call
     if cfg.train.backend == "deepspeed":
         return DeepSpeedEngine(module, cfg, total_steps, calls_per_step)
     return TorchEngine(module, cfg, total_steps, calls_per_step)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True))
