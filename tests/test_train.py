@@ -15,7 +15,7 @@ from conftest import FAKE_WANDB_KEY, job_dict
 from rtrain.cli import main
 from rtrain.config import ConfigError, resolve_job
 from rtrain.export import checkpoint_embedding_model
-from rtrain.train.checkpoint import load_trainer_state
+from rtrain.train.checkpoint import latest_checkpoint, load_trainer_state
 from rtrain.train.loop import CRASH_ENV, LOG_FILE
 from rtrain.train.trainer import train
 
@@ -115,7 +115,7 @@ def test_resume_a_crashed_run_reaches_the_planned_steps(
     with pytest.raises(Exception, match="simulated worker failure"):
         main(["train", str(job), "output.export=false"])
     run_dir = tmp_path / "runs" / "run"
-    assert load_trainer_state(max(run_dir.glob("checkpoint_*")))["step"] == 6
+    assert load_trainer_state(latest_checkpoint(run_dir))["step"] == 6
     assert main(["train", "--resume", str(run_dir)]) == 0
     assert {"resumed_at_step": 6} in read_log(run_dir)
     assert logged_steps(run_dir) == [4, 8, 12, 16]  # crashed at 7, resumed from 6, same final step as planned

@@ -1,4 +1,5 @@
-"""Readers for local evaluation data: FLORES (SIB-200 subset), BEIR folders, parallel files, pairs.
+"""Readers for local evaluation data: FLORES (SIB-200 subset), BEIR folders, parallel files, pairs,
+plus (re-exported from :mod:`rtrain.eval.readers_mlqa_sts`) MLQA-R, STS-B multi-MT and SemEval-2017 STS.
 
 Nothing here touches the network. No reader drops a row silently: malformed / duplicate / unaligned
 rows are counted and reported in one ``logging`` warning per file (with the first few line numbers),
@@ -12,43 +13,29 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rtrain.data.schema import row_problems
+from rtrain.eval.readers_mlqa_sts import (  # noqa: F401  (re-exported: this module is the readers' entry point)
+    STS17_TRACKS,
+    RetrievalData,
+    STSPairs,
+    default_data_root,
+    mlqa_languages,
+    read_mlqa,
+    read_mlqa_cross,
+    read_sts17,
+    read_stsb,
+    stsb_languages,
+)
+from rtrain.eval.skips import Skips as _Skips
+from rtrain.eval.skips import existing_dir as _existing_dir
 
 logger = logging.getLogger(__name__)
 
 FLORES_ENV = "RTRAIN_FLORES_DIR"
 FLORES_SPLITS = ("train", "dev", "test")
-
-
-class _Skips:
-    """Collects skipped rows of one file and reports them once."""
-
-    def __init__(self, path: Path, strict: bool) -> None:
-        self.path = path
-        self.strict = strict
-        self.reasons: list[str] = []
-
-    def add(self, where: str, why: str) -> None:
-        if self.strict:
-            raise ValueError(f"{self.path}: {where}: {why} (strict=True; fix the file or pass strict=False to skip)")
-        self.reasons.append(f"{where}: {why}")
-
-    def report(self, total: int) -> int:
-        if self.reasons:
-            shown = "; ".join(self.reasons[:5]) + ("; ..." if len(self.reasons) > 5 else "")
-            logger.warning("%s: skipped %d of %d rows: %s", self.path, len(self.reasons), total, shown)
-        return len(self.reasons)
-
-
-def _existing_dir(path: str | Path, what: str) -> Path:
-    folder = Path(path)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{what} folder {folder.resolve()} does not exist (or is not a directory)")
-    return folder
 
 
 # ------------------------------------------------------------------------------------------------
@@ -159,14 +146,7 @@ def read_flores(
 # ------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class BeirData:
-    """A BEIR task: ``corpus`` {doc_id: text}, ``queries`` {qid: text}, ``qrels`` {qid: {doc_id: grade}}."""
-
-    corpus: dict[str, str]
-    queries: dict[str, str]
-    qrels: dict[str, dict[str, int]]
-    skipped: dict[str, int] = field(default_factory=dict)  # file name -> rows skipped
+BeirData = RetrievalData  # a BEIR task is a RetrievalData: corpus, queries, qrels, skipped rows per file
 
 
 def _read_jsonl_texts(path: Path, strict: bool, with_title: bool) -> tuple[dict[str, str], int]:

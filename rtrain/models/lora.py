@@ -13,6 +13,7 @@ from rtrain.config.schema import LoraConfig
 ENCODER_TARGETS = ("query", "key", "value", "dense")  # BERT, RoBERTa, XLM-R, MiniLM, ELECTRA
 DECODER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # Llama, Qwen, Mistral
 SKIP = ("pooler", "classifier", "lm_head", "score")
+SKIP_PATTERN = r".*\b(" + "|".join(SKIP) + r")\b.*"
 
 
 def linear_leaf_names(model: torch.nn.Module) -> set[str]:
@@ -50,5 +51,11 @@ def apply_lora(model: PreTrainedModel, cfg: LoraConfig) -> PeftModel:
                 f"its linear layers are: {sorted(present)}"
             )
         targets = list(cfg.target_modules)
-    peft_cfg = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets)
+    peft_cfg = PeftLoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=targets,
+        exclude_modules=SKIP_PATTERN,  # e.g. BERT's pooler.dense: unused, it would never get a gradient
+    )
     return get_peft_model(model, peft_cfg)
