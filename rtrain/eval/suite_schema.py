@@ -14,7 +14,8 @@ A task is one mapping with a ``kind`` and the keys that kind accepts::
     sts17           languages (tracks: ar-ar en-ar es-es es-en en-es-wmt en-en en-tr), root
     parallel        pairs: [{name: src-tgt, src: FILE, tgt: FILE} or {name, tsv: FILE}], both_directions, split
 
-``limit`` caps queries (retrieval), sentences per pair (bitext) or pairs per track (STS);
+``limit`` caps queries per language (mlqa, beir), rows (retrieval_pairs), sentences per pair
+(bitext) or pairs per track (STS), always keeping the first ones in file order;
 ``languages`` defaults to every language found. Relative paths are relative to the working directory.
 """
 

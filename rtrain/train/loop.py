@@ -163,8 +163,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 else:
                     saved = state
                 _report(engine, cfg, asdict(saved), metrics or {"step": state.step}, rank)
-        for _ in batches:  # drain the epoch's remainder so every worker's split finishes together
-            pass
+        if state.step < plan.total_steps:
+            for _ in batches:  # drain the epoch's short remainder so every worker's split ends together
+                pass
         if state.batches_in_epoch >= batches_per_epoch:
             state.epoch += 1
             state.batches_in_epoch = 0
