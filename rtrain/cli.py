@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output model folder")
     p.set_defaults(func=_export)
 
+    from rtrain.eval import command as eval_command
+
+    p = sub.add_parser("eval", help="evaluate models on a local eval suite and/or mteb hub tasks")
+    eval_command.add_arguments(p)
+    p.set_defaults(func=eval_command.run)
+
     from rtrain.synth import command as synth_command
 
     p = sub.add_parser("synth", help="write template-based multilingual synthetic pairs")

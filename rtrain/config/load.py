@@ -34,26 +34,37 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return [part for part in key.strip().split(".")], value
 
 
+def _set(data: dict[str, Any], path: list[str], value: Any, text: str) -> None:
+    """Set `value` at `path`, creating sections as needed; a numeric part indexes a list (tasks.0.limit)."""
+    node: Any = data
+    for i, part in enumerate(path):
+        where = ".".join(path[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"override {text!r}: '{where}' is not an index of a list of {len(node)}")
+            key: Any = int(part)
+        elif isinstance(node, dict):
+            key = part
+        else:
+            raise ConfigError(f"override {text!r}: '{'.'.join(path[:i])}' is {node!r}, not a section")
+        if i == len(path) - 1:
+            node[key] = value
+            return
+        if isinstance(node, dict) and node.get(key) is None:
+            node[key] = {}
+        node = node[key]
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
     """A copy of `data` with dotted-key overrides set (strings `a.b=c`, or a mapping `{'a.b': c}`)."""
     out = copy.deepcopy(data)
-    items = (
-        [parse_override(o) for o in overrides]
-        if not isinstance(overrides, Mapping)
-        else [(k.split("."), v) for k, v in overrides.items()]
-    )
-    for path, value in items:
-        node = out
-        for i, part in enumerate(path[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(
-                    f"override {'.'.join(path)}: '{'.'.join(path[: i + 1])}' is {child!r}, not a section"
-                )
-            node = child
-        node[path[-1]] = value
+    if isinstance(overrides, Mapping):
+        for key, value in overrides.items():
+            _set(out, key.split("."), value, f"{key}={value!r}")
+    else:
+        for text in overrides:
+            path, value = parse_override(text)
+            _set(out, path, value, text)
     return out
 
 

@@ -10,10 +10,14 @@ from rtrain.config.load import load_yaml, resolve, resolve_job
 
 
 def resolve_any(path: str | Path) -> BaseModel:
-    """A pipeline file (has `stages`) or a training job, validated; ConfigError on any problem."""
+    """A pipeline (has `stages`), an eval suite (has `tasks`) or a training job, validated; ConfigError on any problem."""
     data = load_yaml(path)
     if "stages" in data:
         from rtrain.pipeline.schema import PipelineConfig
 
         return resolve(PipelineConfig, path)
+    if "tasks" in data:
+        from rtrain.eval.suite import load_suite
+
+        return load_suite(path)
     return resolve_job(path)

@@ -10,7 +10,6 @@ and each task's data sizes and skipped-row warnings) and, with two or more model
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rtrain.config.load import ConfigError, load_yaml, parse_override, resolve
+from rtrain.config.load import resolve
 from rtrain.eval.bitext import BitextMiningEvaluator, _direction_names
 from rtrain.eval.encoders import CachedEncoder, with_prefixes
 from rtrain.eval.languages import subset_languages
@@ -68,42 +67,12 @@ class BuiltTask:
         return self.spec.task_name
 
 
-def _set_indexed(data: dict[str, Any], override: str) -> None:
-    """Apply one override whose path indexes a list (``tasks.0.limit=5``), which config.load cannot do."""
-    path, value = parse_override(override)
-    node: Any = data
-    for i, part in enumerate(path):
-        where = ".".join(path[: i + 1])
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"override {override!r}: '{where}' is not an index of a list of {len(node)}")
-            key: Any = int(part)
-        elif isinstance(node, dict):
-            key = part
-        else:
-            raise ConfigError(f"override {override!r}: '{'.'.join(path[:i])}' is {node!r}, not a section")
-        if i == len(path) - 1:
-            node[key] = value
-        else:
-            if isinstance(node, dict) and node.get(key) is None:
-                node[key] = {}
-            node = node[key]
-
-
 def load_suite(source: str | Path | Mapping[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> SuiteConfig:
     """A validated suite from YAML (or a mapping) plus ``a.b=c`` overrides; ConfigError names every bad key.
 
     Overrides may index the task list (``tasks.0.limit=5``); validation goes through ``config.load.resolve``.
     """
-    where = str(source) if isinstance(source, (str, Path)) else "suite"
-    data = load_yaml(source) if isinstance(source, (str, Path)) else copy.deepcopy(dict(source))
-    plain = []
-    for override in overrides:
-        if any(part.isdigit() for part in parse_override(override)[0]):
-            _set_indexed(data, override)
-        else:
-            plain.append(override)
-    return resolve(SuiteConfig, data, plain, where=where)
+    return resolve(SuiteConfig, source, list(overrides), where=None if isinstance(source, (str, Path)) else "suite")
 
 
 # ------------------------------------------------------------------------------------------------
