@@ -16,7 +16,7 @@ from rtrain.config.load import dump_yaml, resolve_job
 from rtrain.config.schema import JobConfig
 from rtrain.models.encoder import EmbeddingModel, Encoder
 from rtrain.models.loading import load_backbone
-from rtrain.train.checkpoint import latest_checkpoint, load_trainer_state
+from rtrain.train.checkpoint import best_checkpoint, load_trainer_state
 
 ST_POOLING = {"mean": "mean", "cls": "cls", "last_token": "lasttoken"}
 
@@ -37,8 +37,8 @@ def checkpoint_backbone(
 
 
 def checkpoint_embedding_model(run_or_checkpoint: Path, device: str = "cpu", merge: bool = True) -> EmbeddingModel:
-    """rtrain's own encoder for a run's latest checkpoint; `merge=False` keeps the LoRA layers (slower)."""
-    checkpoint = latest_checkpoint(Path(run_or_checkpoint))
+    """rtrain's own encoder for a run's best checkpoint (as exported); `merge=False` keeps the LoRA layers."""
+    checkpoint = best_checkpoint(Path(run_or_checkpoint))
     cfg = resolve_job(checkpoint / "job.yaml")
     backbone, tokenizer = checkpoint_backbone(checkpoint, cfg, merge=merge)
     return EmbeddingModel(Encoder(backbone, cfg.model), tokenizer, device)
@@ -95,8 +95,9 @@ The raw PEFT adapter (when LoRA was used) is in `adapter/`.
 
 
 def export_model(run_or_checkpoint: Path, out_dir: Path) -> Path:
-    """Write a merged sentence-transformers model for the latest checkpoint of a run (or a checkpoint)."""
-    checkpoint = latest_checkpoint(Path(run_or_checkpoint))
+    """Write a merged sentence-transformers model for a run's best checkpoint (by eval_score when the run
+    evaluated, else its latest), or for one checkpoint folder."""
+    checkpoint = best_checkpoint(Path(run_or_checkpoint))
     cfg = resolve_job(checkpoint / "job.yaml")
     merged, tokenizer = checkpoint_backbone(checkpoint, cfg)
     out_dir = Path(out_dir)

@@ -12,6 +12,7 @@ import yaml
 from sentence_transformers import SentenceTransformer
 
 from conftest import FAKE_WANDB_KEY, job_dict
+from tiny import pair_rows, write_jsonl
 from rtrain.cli import main
 from rtrain.config import ConfigError, resolve_job
 from rtrain.export import checkpoint_embedding_model
@@ -133,3 +134,34 @@ def test_bad_inputs_fail_before_workers_start(tiny_model: Path, tiny_pairs: Path
     with pytest.raises(ConfigError, match="already exists: continue it with --resume"):
         train(resolve_job(job_dict(tiny_model, tiny_pairs, tmp_path)))
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_eval_during_training_reports_scores_and_keeps_the_best(
+    tiny_model: Path, tiny_pairs: Path, tmp_path: Path, ray_local
+) -> None:
+    heldout = write_jsonl(pair_rows(40, negatives=2, seed=7), tmp_path / "heldout.jsonl")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "tiny", "tasks": [{"kind": "retrieval_pairs", "path": str(heldout)}]}))
+    cfg = resolve_job(
+        job_dict(
+            tiny_model, tiny_pairs, tmp_path,
+            train={"backend": "ddp", "max_steps": 6, "checkpoint_every_steps": 100, "learning_rate": 5e-3},
+            eval={"suite": str(suite), "every_steps": 3},
+            output={"num_checkpoints_to_keep": 1},
+        )
+    )
+    outcome = train(cfg)
+    reports = {int(p.name.split("_")[1]) for p in (outcome.run_dir / "eval").glob("step_*")}
+    assert reports == {3, 6}  # every 3 steps and at the end, on rank 0 only
+    metrics = json.loads((outcome.checkpoint / "metrics.json").read_text())
+    task_keys = [k for k in metrics if k.startswith("eval/")]
+    assert len(task_keys) == 1 and metrics["eval_score"] == pytest.approx(metrics[task_keys[0]])
+    assert 0.0 < metrics["eval_score"] <= 1.0
+    assert outcome.metrics["eval_score"] == pytest.approx(metrics["eval_score"])
+    assert len(list(outcome.run_dir.glob("checkpoint_*/trainer_state.json"))) == 1  # the best is kept
+
+
+def test_eval_config_refuses_zero3() -> None:
+    with pytest.raises(ConfigError, match="use deepspeed.zero_stage <= 2"):
+        resolve_job({"model": {"name_or_path": "m"}, "data": {"train_files": ["x"]},
+                     "deepspeed": {"zero_stage": 3}, "eval": {"suite": "s.yaml"}})

@@ -125,6 +125,18 @@ class OutputConfig(_Section):
     export: bool = Field(True, description="Export a merged sentence-transformers model at the end.")
 
 
+class EvalConfig(_Section):
+    """Evaluation during training: an eval suite run on rank 0 at these steps and at the end.
+
+    Each run reports `eval/<task>` (the task's main score) and `eval_score` (their mean) with the
+    checkpoint; the checkpoints kept are the best by `eval_score`, and Tune optimises the same metric.
+    """
+
+    suite: str = Field(description="Eval suite YAML, e.g. jobs/suites/quick.yaml (see `rtrain eval`).")
+    every_steps: int | None = Field(None, ge=1, description="Default: train.checkpoint_every_steps.")
+    overrides: list[str] = Field(default_factory=list, description="Suite overrides, e.g. ['tasks.0.limit=50'].")
+
+
 class JobConfig(_Section):
     """A complete training job."""
 
@@ -138,6 +150,7 @@ class JobConfig(_Section):
     deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    eval: EvalConfig | None = None
 
     @model_validator(mode="after")
     def _check_combinations(self) -> JobConfig:
@@ -145,5 +158,10 @@ class JobConfig(_Section):
             raise ValueError(
                 f"loss.mini_batch_size={self.loss.mini_batch_size} is larger than "
                 f"train.batch_size_per_worker={self.train.batch_size_per_worker}: lower it or turn loss.cached off"
+            )
+        if self.eval is not None and self.train.backend == "deepspeed" and self.deepspeed.zero_stage == 3:
+            raise ValueError(
+                "eval during training runs on rank 0 and needs whole weights there: "
+                "use deepspeed.zero_stage <= 2 or drop the eval section"
             )
         return self

@@ -20,6 +20,8 @@ from rtrain.config.load import dump_yaml
 from rtrain.config.schema import JobConfig
 
 STATE_FILE = "trainer_state.json"
+METRICS_FILE = "metrics.json"
+SCORE = "eval_score"  # mean of the eval suite's task main scores: checkpoint selection and Tune use it
 
 
 def save_checkpoint(
@@ -38,7 +40,7 @@ def save_checkpoint(
             backbone.save_pretrained(str(directory / ("adapter" if cfg.lora.enabled else "model")))
     if rank == 0:
         (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
-        (directory / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
         (directory / "job.yaml").write_text(dump_yaml(cfg))
     return any(directory.iterdir())
 
@@ -62,3 +64,17 @@ def latest_checkpoint(run_or_checkpoint: Path) -> Path:
             f"{path} holds no rtrain checkpoint (no checkpoint_*/{STATE_FILE}); pass a run dir or a checkpoint folder"
         )
     return max(candidates, key=lambda p: load_trainer_state(p)["step"])
+
+
+def best_checkpoint(run_or_checkpoint: Path) -> Path:
+    """The checkpoint with the highest `eval_score` when training evaluated, else the latest one."""
+    path = Path(run_or_checkpoint)
+    if (path / STATE_FILE).is_file():
+        return path
+    scored = []
+    for state in path.glob(f"checkpoint_*/{STATE_FILE}"):
+        metrics_file = state.parent / METRICS_FILE
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        if SCORE in metrics:
+            scored.append((metrics[SCORE], state.parent))
+    return max(scored)[1] if scored else latest_checkpoint(path)

@@ -23,6 +23,7 @@ from rtrain.data.tokenize import PairCollator, count_tokens
 from rtrain.models.encoder import build_encoder
 from rtrain.train.checkpoint import load_trainer_state, save_checkpoint
 from rtrain.train.engine import build_engine
+from rtrain.train.evaluation import SuiteEvaluator
 from rtrain.train.step import backward_calls_per_batch, build_loss, train_step
 from rtrain.train.wandb_log import WandbLogger
 
@@ -116,6 +117,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             _append_log(plan, {"resumed_at_step": state.step})
 
     wandb = WandbLogger(cfg, plan.run_dir, enabled=rank == 0 and cfg.logging.wandb)
+    evaluator = SuiteEvaluator(cfg.eval, plan.run_dir) if cfg.eval is not None and rank == 0 else None
+    eval_every = (cfg.eval.every_steps or cfg.train.checkpoint_every_steps) if cfg.eval else None
     shard = ray.train.get_dataset_shard("train")
     collate = PairCollator(tokenizer.pad_token_id, cfg.loss.negatives_per_query)
     accum = cfg.train.gradient_accumulation_steps
@@ -157,12 +160,17 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                     log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
                     _append_log(plan, metrics)
                 wandb.log(metrics, state.step)
-            if state.step % cfg.train.checkpoint_every_steps == 0 or last:
+            evaluate = eval_every is not None and (state.step % eval_every == 0 or last)
+            if state.step % cfg.train.checkpoint_every_steps == 0 or evaluate or last:
                 if state.batches_in_epoch == batches_per_epoch:
                     saved = TrainerState(state.step, state.epoch + 1, 0)
                 else:
                     saved = state
-                _report(engine, cfg, asdict(saved), metrics or {"step": state.step}, rank)
+                report = dict(metrics or {"step": state.step})
+                if evaluate and evaluator is not None:  # rank 0 scores while the others wait in report
+                    report.update(evaluator(engine.raw, tokenizer, state.step))
+                    wandb.log(report, state.step)
+                _report(engine, cfg, asdict(saved), report, rank)
         if state.step < plan.total_steps:
             for _ in batches:  # drain the epoch's short remainder so every worker's split ends together
                 pass

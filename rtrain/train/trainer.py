@@ -17,7 +17,7 @@ from rtrain.config.schema import JobConfig
 from rtrain.data.dataset import build_train_dataset
 from rtrain.data.files import validate_pair_files
 from rtrain.models.loading import resolve_model_path
-from rtrain.train.checkpoint import latest_checkpoint
+from rtrain.train.checkpoint import SCORE, best_checkpoint
 from rtrain.train.loop import CRASH_ENV, TrainPlan, train_loop_per_worker
 
 log = logging.getLogger("rtrain")
@@ -105,12 +105,16 @@ def train(cfg: JobConfig, resume: Path | None = None) -> TrainOutcome:
             name=run_dir.name,
             storage_path=str(run_dir.parent),
             failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.output.num_checkpoints_to_keep),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=cfg.output.num_checkpoints_to_keep,
+                checkpoint_score_attribute=SCORE if cfg.eval is not None else None,
+                checkpoint_score_order="max",
+            ),
         ),
         datasets={"train": build_train_dataset(files, cfg)},
     )
     result = trainer.fit()
-    checkpoint = latest_checkpoint(run_dir)
+    checkpoint = best_checkpoint(run_dir)
     metrics = dict(result.metrics or {})
     model_dir = None
     if cfg.output.export:
