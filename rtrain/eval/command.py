@@ -50,6 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="encode batch size for --mteb (default 32)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice); 1 is often fastest on a busy small machine")
+    parser.add_argument("--ray-workers", type=int, default=0, metavar="N",
+                        help="encode with N model replicas as a Ray Data job (large corpora, clusters)")
+    parser.add_argument("--ray-gpu", action="store_true", help="with --ray-workers: one GPU per replica")
+    parser.add_argument("--ray-cpus-per-worker", type=float, default=1.0,
+                        help="with --ray-workers: CPUs each replica reserves (0.5 on a 2-CPU machine)")
     parser.add_argument("--hub-timeout", type=float, default=3.0, help="seconds to wait for the hub probe (default 3)")
 
 
@@ -195,7 +200,14 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:  # unusable data (nothing left after skips, unaligned files, ...)
             raise ConfigError(f"suite {args.suite}: {err}") from None
         hub_tasks = load_mteb_tasks(args.mteb, args.hub_timeout) if args.mteb else None
-        models = {name: load_encoder(path, pooling=args.pooling) for name, path in specs.items()}
+        if args.ray_workers:
+            from rtrain.eval.ray_encode import RayDataEncoder
+
+            models = {name: RayDataEncoder(path, args.ray_workers, pooling=args.pooling, use_gpu=args.ray_gpu,
+                                           cpus_per_worker=args.ray_cpus_per_worker)
+                      for name, path in specs.items()}
+        else:
+            models = {name: load_encoder(path, pooling=args.pooling) for name, path in specs.items()}
         args.out.mkdir(parents=True, exist_ok=True)
         if suite is not None:
             outcome = run_suite(suite, models, args.out, built=built)
