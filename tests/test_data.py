@@ -101,3 +101,17 @@ def test_tokenize_and_collate_pad_per_batch(tiny_model: Path) -> None:
     assert batch["p_input_ids"].shape == (4, max(widths))  # padded to this batch's longest, not the max length
     assert batch["n_input_ids"].shape[0] == 8 and batch["n_hash"].shape == (8,)
     assert torch.equal(batch["p_attention_mask"].sum(1), torch.tensor(widths))
+
+
+def test_ray_dataset_reads_mixed_formats_and_tokenizes(tiny_model: Path, tmp_path: Path, ray_local) -> None:
+    from rtrain.config import resolve_job
+    from rtrain.data.dataset import build_train_dataset
+
+    rows = pair_rows(6, negatives=2, seed=4)
+    rows[0]["instruction"] = "find the place"
+    pq.write_table(rows_to_table(rows), tmp_path / "a.parquet")
+    write_jsonl(pair_rows(5, negatives=2, seed=5), tmp_path / "b.jsonl")  # no instruction key at all
+    files, _ = validate_pair_files([str(tmp_path)], negatives_per_query=1)
+    cfg = resolve_job({"model": {"name_or_path": str(tiny_model)}, "data": {"train_files": [str(tmp_path)]}})
+    out = build_train_dataset(files, cfg).take_all()
+    assert len(out) == 11 and all(len(r["n_ids"]) == 1 for r in out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import ray.data
 
 from rtrain.config.schema import JobConfig
@@ -22,8 +23,15 @@ def read_pairs(files: list[Path]) -> ray.data.Dataset:
         parts.append(ray.data.read_parquet(parquet))
     if jsonl:
         parts.append(ray.data.read_json(jsonl, lines=True))
-    parts = [p.select_columns([c for c in READ_COLUMNS if c in p.columns()]) for p in parts]
+    parts = [_with_columns(p) for p in parts]
     return parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])
+
+
+def _with_columns(ds: ray.data.Dataset) -> ray.data.Dataset:
+    """Exactly READ_COLUMNS, the optional `instruction` as nulls where a file has none (so unions line up)."""
+    if "instruction" not in ds.columns():
+        ds = ds.add_column("instruction", lambda t: pa.nulls(len(t), pa.string()), batch_format="pyarrow")
+    return ds.select_columns(READ_COLUMNS)
 
 
 def build_train_dataset(files: list[Path], cfg: JobConfig) -> ray.data.Dataset:
