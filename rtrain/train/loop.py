@@ -23,7 +23,6 @@ from rtrain.data.tokenize import PairCollator, count_tokens
 from rtrain.models.encoder import build_encoder
 from rtrain.train.checkpoint import load_trainer_state, save_checkpoint
 from rtrain.train.engine import build_engine
-from rtrain.train.evaluation import SuiteEvaluator
 from rtrain.train.step import backward_calls_per_batch, build_loss, train_step
 from rtrain.train.wandb_log import WandbLogger
 
@@ -117,7 +116,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             _append_log(plan, {"resumed_at_step": state.step})
 
     wandb = WandbLogger(cfg, plan.run_dir, enabled=rank == 0 and cfg.logging.wandb)
-    evaluator = SuiteEvaluator(cfg.eval, plan.run_dir) if cfg.eval is not None and rank == 0 else None
+    evaluator = None
+    if cfg.eval is not None and rank == 0:
+        from rtrain.train.evaluation import SuiteEvaluator  # eval deps (faiss, mteb) load only when used
+
+        evaluator = SuiteEvaluator(cfg.eval, plan.run_dir)
     eval_every = (cfg.eval.every_steps or cfg.train.checkpoint_every_steps) if cfg.eval else None
     shard = ray.train.get_dataset_shard("train")
     collate = PairCollator(tokenizer.pad_token_id, cfg.loss.negatives_per_query)
