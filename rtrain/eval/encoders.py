@@ -142,8 +142,25 @@ def load_encoder(spec: str, *, pooling: str | None = None, device: str = "cpu") 
     from rtrain.config.schema import ModelConfig
     from rtrain.models.encoder import EmbeddingModel
 
-    cfg = ModelConfig(name_or_path=spec if kind == "pkg" else str(Path(spec).expanduser()), pooling=pooling or "mean")
+    name = spec if kind == "pkg" else str(Path(spec).expanduser())
+    length = model_max_length(name)  # as sentence-transformers / mteb would encode it
+    cfg = ModelConfig(name_or_path=name, pooling=pooling or "mean", query_max_length=length, passage_max_length=length)
     return EmbeddingModel.load(cfg, device=device)
+
+
+def model_max_length(name_or_path: str, cap: int = 512) -> int:
+    """The model's own encoding length: `max_seq_length` from sentence_bert_config.json, else the tokenizer's."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from rtrain.models.loading import resolve_model_path
+
+    path = Path(resolve_model_path(name_or_path))
+    st_config = path / "sentence_bert_config.json"
+    if st_config.is_file() and "max_seq_length" in (data := json.loads(st_config.read_text())):
+        return int(data["max_seq_length"])
+    return min(int(AutoTokenizer.from_pretrained(str(path)).model_max_length), cap)
 
 
 def default_model_name(spec: str) -> str:
