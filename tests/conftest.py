@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,16 @@ def job_dict(model_path: Path, pairs: Path, storage: Path, **sections) -> dict:
     for section, values in sections.items():
         job.setdefault(section, {}).update(values)
     return job
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any attempt to open an internet socket (unix sockets stay allowed; Ray needs TCP, so opt in)."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            raise OSError(f"test blocked a network connection to {address!r}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)

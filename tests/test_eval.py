@@ -9,9 +9,7 @@ import json
 import logging
 import math
 import os
-import socket
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # let `pytest tests/test_eval.py` work without installing the package
     sys.path.insert(0, str(REPO))
 
+from tiny import TrigramEncoder  # noqa: E402
 from rtrain.eval import (  # noqa: E402
     BitextMiningEvaluator,
     RetrievalEvaluator,
@@ -54,34 +53,9 @@ FLORES_DIR = Path("/work/shared/data/sib200_flores_subset")
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any attempt to open an internet socket (local unix sockets stay allowed)."""
-    real_connect = socket.socket.connect
-
-    def guarded(self: socket.socket, address: object) -> None:
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            raise RuntimeError(f"test tried to reach the network: {address!r}")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
-class TrigramEncoder:
-    """Deterministic fake encoder: hashed character-trigram counts, L2-normalised."""
-
-    def __init__(self, dim: int = 512) -> None:
-        self.dim = dim
-        self.calls: list[tuple[str, int]] = []
-
-    def encode(self, texts: list[str], kind: str, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
-        self.calls.append((kind, len(texts)))
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)  # (n, dim)
-        for row, text in enumerate(texts):
-            padded = f"  {text.lower()}  "
-            for i in range(len(padded) - 2):
-                out[row, zlib.crc32(padded[i : i + 3].encode("utf-8")) % self.dim] += 1.0
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 class TableEncoder:

@@ -12,10 +12,8 @@ import json
 import logging
 import os
 import shutil
-import socket
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,34 +32,15 @@ from rtrain.eval import STSEvaluator, load_suite, read_mlqa, read_mlqa_cross, re
 from rtrain.eval import command as eval_command  # noqa: E402
 from rtrain.eval.suite import run_suite  # noqa: E402
 from rtrain.eval.sts import sts_metrics  # noqa: E402
-from tiny import make_tiny_model, pair_rows, write_jsonl  # noqa: E402
+from tiny import TrigramEncoder, make_tiny_model, pair_rows, write_jsonl  # noqa: E402
 
 SHARED = next((p for p in (Path("/work/shared/data"), REPO.parent / "shared" / "data") if p.is_dir()), None)
 needs_shared = pytest.mark.skipif(SHARED is None, reason="shared eval data (/work/shared/data or <repo>/../shared/data) absent")
 
 
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_connect = socket.socket.connect
-
-    def guarded(self: socket.socket, address: object) -> None:
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            raise OSError(f"test blocked a network connection to {address!r}")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
-class TrigramEncoder:
-    """Deterministic fake encoder: hashed character-trigram counts, L2-normalised."""
-
-    def encode(self, texts: list[str], kind: str, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
-        out = np.zeros((len(texts), 256), dtype=np.float32)  # (n, 256)
-        for row, text in enumerate(texts):
-            padded = f"  {text.lower()}  "
-            for i in range(len(padded) - 2):
-                out[row, zlib.crc32(padded[i : i + 3].encode("utf-8")) % 256] += 1.0
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 # ---------------------------------------------------------------------------------------------

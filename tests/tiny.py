@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
@@ -99,3 +102,20 @@ def make_tiny_model(out: Path, family: str = "bert", hidden: int = 64, layers: i
     model.save_pretrained(out)
     fast.save_pretrained(out)
     return out
+
+
+class TrigramEncoder:
+    """Deterministic fake `TextEncoder`: hashed character-trigram counts, L2-normalised."""
+
+    def __init__(self, dim: int = 512) -> None:
+        self.dim = dim
+        self.calls: list[tuple[str, int]] = []
+
+    def encode(self, texts: list[str], kind: str, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        self.calls.append((kind, len(texts)))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)  # (n, dim)
+        for row, text in enumerate(texts):
+            padded = f"  {text.lower()}  "
+            for i in range(len(padded) - 2):
+                out[row, zlib.crc32(padded[i : i + 3].encode("utf-8")) % self.dim] += 1.0
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
