@@ -16,7 +16,7 @@ from rtrain's auto-detection: query/key/value/dense) and full fine-tuning:
    (scale 20 = temperature 0.05) on (anchor, positive, negative) columns, LoRA via
    `peft.get_peft_model` on the module's HF model with the same r/alpha/dropout/targets
    (`model.add_adapter` needs peft >= 0.22 under transformers 5.24; 0.21 is installed). Its
-   BERT pooler stays (rtrain drops it), so it also gets a LoRA on `pooler.dense` (one 384x384
+   LoRA also lands on BERT's `pooler.dense` (rtrain excludes the unused pooler; one 384x384
    layer on one token per text: negligible).
 
 All three see the same batches in the same order (the pair file is shuffled once with a fixed
@@ -376,7 +376,7 @@ def run_rtrain_local(
 ) -> Measurement:
     """rtrain's step in a plain torch loop: no Ray, no process group, batches pre-tokenized in memory.
 
-    `dropout=True` calls `encoder.train()` first (rtrain's loop does not; see the report).
+    `dropout=True` calls `encoder.train()` again (a no-op now: `build_encoder` returns train mode, as the loop uses).
     """
     from rtrain.data.tokenize import PairCollator, PairTokenizer
     from rtrain.models.encoder import build_encoder

@@ -33,7 +33,7 @@ class Encoder(torch.nn.Module):
 
 
 def build_encoder(model_cfg: ModelConfig, lora_cfg: LoraConfig) -> tuple[Encoder, PreTrainedTokenizerBase]:
-    """Load the backbone, attach LoRA (or leave every weight trainable) and wrap it as an `Encoder`."""
+    """Load the backbone, attach LoRA (or leave every weight trainable) and wrap it as an `Encoder` in train mode."""
     backbone, tokenizer = load_backbone(model_cfg.name_or_path)
     if model_cfg.gradient_checkpointing:
         if hasattr(backbone, "activation_checkpointing_enable"):  # transformers >= 5.x name
@@ -42,7 +42,9 @@ def build_encoder(model_cfg: ModelConfig, lora_cfg: LoraConfig) -> tuple[Encoder
             backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if lora_cfg.enabled:
         backbone = apply_lora(backbone, lora_cfg)
-    return Encoder(backbone, model_cfg), tokenizer
+    encoder = Encoder(backbone, model_cfg)
+    encoder.train()  # from_pretrained returns eval mode: dropout (backbone and LoRA) must be on for training
+    return encoder, tokenizer
 
 
 def prefix_texts(texts: list[str], kind: Literal["query", "document"], cfg: ModelConfig) -> list[str]:
