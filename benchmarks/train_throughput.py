@@ -472,18 +472,18 @@ def start_ray(threads: int, cpus_per_worker: float, niceness: int) -> int:
     return logical
 
 
-def ray_log_path(storage: Path, mode: str, backend: str) -> Path:
+def ray_log_path(storage: Path, mode: str, backend: str, round_no: int) -> Path:
     """Where rank 0 of the Ray run writes train_log.jsonl (run dir = storage / run name)."""
-    return storage / f"ray-{mode}-{backend}" / LOG_FILE
+    return storage / f"ray-{mode}-{backend}-r{round_no}" / LOG_FILE
 
 
 def run_rtrain_ray(
     mode: str, backend: str, data_file: Path, batch_size: int, warmup: int, steps: int, storage: Path,
-    cpus_per_worker: float,
+    cpus_per_worker: float, round_no: int = 0,
 ) -> Measurement:
     """`rtrain.train.trainer.train` on 1 Ray worker; step times from the run's train_log.jsonl."""
     total = warmup + steps
-    name = ray_log_path(storage, mode, backend).parent.name
+    name = ray_log_path(storage, mode, backend, round_no).parent.name
     cfg = job_config(mode, data_file, batch_size, total, learning_rate(mode), storage, name, backend, cpus_per_worker)
     t0 = time.perf_counter()
     outcome = train(cfg)
@@ -622,9 +622,13 @@ class Ratio:
     cpu: float  # from pairs per CPU-second of our processes
     target: str
     overhead: bool = False  # shown as a percentage
+    per_round: list[float] = field(default_factory=list)  # the pairs/s ratio of each round (with --rounds > 1)
 
     def fmt(self, value: float) -> str:
         return f"{100 * value:.1f}%" if self.overhead else f"{value:.2f}"
+
+    def fmt_rounds(self) -> str:
+        return " / ".join(self.fmt(v) for v in self.per_round) if len(self.per_round) > 1 else "-"
 
     @property
     def met(self) -> bool | None:
@@ -687,10 +691,42 @@ def row(m: Measurement) -> list[str]:
             f"{m.total_wall_s:.0f}", notes(m)]
 
 
-RATIO_COLUMNS = ("mode", "ratio", "from pairs/s", "from median steps", "from pairs per CPU-s", "target")
+def merge(parts: list[Measurement]) -> Measurement:
+    """One measurement from the rounds of a method x mode: all timed steps, CPU seconds summed,
+    other figures weighted by each round's timed wall time."""
+    if len(parts) == 1:
+        return parts[0]
+    weights = [sum(m.step_times) for m in parts]
+    extra: dict[str, float] = {}
+    for key in sorted(set().union(*(m.extra for m in parts))):
+        if key == "our_cpu_s":
+            extra[key] = sum(m.extra.get(key, 0.0) for m in parts)
+            continue
+        pairs = [(m.extra[key], w) for m, w in zip(parts, weights) if key in m.extra]
+        extra[key] = sum(v * w for v, w in pairs) / sum(w for _, w in pairs)
+    first = parts[0]
+    return Measurement(first.method, first.mode, first.batch_size, [t for m in parts for t in m.step_times],
+                       statistics.mean(m.total_wall_s for m in parts), extra, dict(first.info))
 
 
-def print_table(results: list[Measurement], modes: list[str]) -> None:
+def combine_rounds(rounds: list[list[Measurement]], modes: list[str]) -> tuple[list[Measurement], list[Ratio]]:
+    """Merged measurements, and the ratios of the merged data with each round's own ratio attached."""
+    keys = [(m.method, m.mode) for m in rounds[0]]
+    merged = [merge([m for rnd in rounds for m in rnd if (m.method, m.mode) == key]) for key in keys]
+    merged.sort(key=lambda m: (modes.index(m.mode), METHOD_ORDER.index(m.method)))
+    combined = ratios(merged, modes)
+    for r in combined:
+        for rnd in rounds:
+            match = [x for x in ratios(rnd, modes) if (x.mode, x.name) == (r.mode, r.name)]
+            if match:
+                r.per_round.append(match[0].mean)
+    return merged, combined
+
+
+RATIO_COLUMNS = ("mode", "ratio", "from pairs/s", "from median steps", "from pairs per CPU-s", "per round", "target")
+
+
+def print_table(results: list[Measurement], ratio_rows: list[Ratio]) -> None:
     table = Table(title="train throughput (pairs/s, higher is better)")
     for col in COLUMNS:
         table.add_column(col, justify="left" if col in ("mode", "method", "notes") else "right")
@@ -700,17 +736,18 @@ def print_table(results: list[Measurement], modes: list[str]) -> None:
     rt = Table(title="ratios")
     for col in RATIO_COLUMNS:
         rt.add_column(col)
-    for r in ratios(results, modes):
-        rt.add_row(r.mode, r.name, r.fmt(r.mean), r.fmt(r.median), r.fmt(r.cpu), r.target)
+    for r in ratio_rows:
+        rt.add_row(r.mode, r.name, r.fmt(r.mean), r.fmt(r.median), r.fmt(r.cpu), r.fmt_rounds(), r.target)
     console.print(rt)
 
 
 def markdown(
-    results: list[Measurement], modes: list[str], args: argparse.Namespace, meta: dict[str, Any], reading: str
+    results: list[Measurement], ratio_rows: list[Ratio], args: argparse.Namespace, meta: dict[str, Any], reading: str
 ) -> str:
     v = meta["versions"]
-    cmd = (f"python benchmarks/train_throughput.py --steps {args.steps} --warmup {args.warmup} --batch-size "
-           f"{args.batch_size} --modes {','.join(modes)} --ray-backends {','.join(args.backend_list)}")
+    cmd = (f"python benchmarks/train_throughput.py --steps {args.steps} --warmup {args.warmup} "
+           f"--rounds {args.rounds} --batch-size {args.batch_size} --modes {','.join(args.mode_list)} "
+           f"--ray-backends {','.join(args.backend_list)}")
     lines = [
         SECTION,
         "",
@@ -733,11 +770,14 @@ def markdown(
         "`cpus_per_worker=1` the worker would train on 1 thread, leaving one of the 2 cores to Ray's helpers. "
         f"Ray's workers run at niceness {args.ray_niceness} (`RAY_worker_niceness`; Ray's default is 15), "
         "the priority of the no-Ray processes, so other jobs on the machine do not penalise the Ray rows alone.",
-        f"- Method: {args.warmup} warmup steps dropped, then {args.steps} timed steps per row, identical batches in "
-        "identical order for every method. pairs/s = timed pairs / sum of step wall times; the median-step figure is "
-        "less sensitive to other jobs. A step runs from the end of the previous step to the end of this one "
-        "(batch fetch and padding included). Ray: `rtrain.train.trainer.train` with 1 worker, Ray Data "
-        "tokenizing, per-step `pairs_per_s` read from the run's `train_log.jsonl` (`train.log_every_steps=1`). "
+        f"- Method: {args.warmup} warmup steps dropped, then {args.steps} timed steps per row"
+        + (f" and round, in {args.rounds} interleaved rounds (every method runs afresh once per round; the table "
+           "merges the rounds, 'per round' shows each round's own ratio)" if args.rounds > 1 else "")
+        + "; identical batches in identical order for every method. pairs/s = timed pairs / sum of step wall "
+        "times; the median-step figure is less sensitive to other jobs. A step runs from the end of the previous "
+        "step to the end of this one (batch fetch and padding included). Ray: `rtrain.train.trainer.train` with "
+        "1 worker, Ray Data tokenizing, per-step `pairs_per_s` read from the run's `train_log.jsonl` "
+        "(`train.log_every_steps=1`). "
         "No Ray: rtrain's `build_encoder` / `build_loss` / `TorchEngine` / `PairCollator` / `train_step` on rows "
         "tokenized up front, timed with `perf_counter`. sentence-transformers: `SentenceTransformerTrainer` with "
         "`MultipleNegativesRankingLoss`, sequential batch sampler, `on_step_end` callback times, its default "
@@ -748,20 +788,24 @@ def markdown(
         "machine; anything above ~0.1 there means the row competed with other work for the 2 cores. 'pairs per "
         "CPU-s' = timed pairs / CPU seconds of our processes: other jobs stretch wall time but hardly our CPU time, "
         "so this column (and the ratios from it) is the least distorted by a shared machine, and it charges Ray "
-        "for the CPU of its helper processes; it does not see idle waiting (see 'data wait').",
+        "for the CPU of its helper processes; it does not see idle waiting (see 'data wait'), and it is inflated "
+        "when the 2 torch threads do not get 2 cores (the waiting thread spins).",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join("---" if c in ("mode", "method", "notes") else "---:" for c in COLUMNS) + "|",
     ]
     lines += ["| " + " | ".join(row(m)) + " |" for m in results]
-    lines += ["", "| " + " | ".join(RATIO_COLUMNS) + " |", "|---|---|---:|---:|---:|---|"]
-    for r in ratios(results, modes):
-        lines.append(f"| {r.mode} | {r.name} | {r.fmt(r.mean)} | {r.fmt(r.median)} | {r.fmt(r.cpu)} | {r.target} |")
+    lines += ["", "| " + " | ".join(RATIO_COLUMNS) + " |", "|---|---|---:|---:|---:|---:|---|"]
+    for r in ratio_rows:
+        lines.append(f"| {r.mode} | {r.name} | {r.fmt(r.mean)} | {r.fmt(r.median)} | {r.fmt(r.cpu)} | "
+                     f"{r.fmt_rounds()} | {r.target} |")
     lines += ["", reading, ""]
     return "\n".join(lines)
 
 
-def reading_paragraph(results: list[Measurement], modes: list[str], cpus: int, note: str = "") -> str:
+def reading_paragraph(
+    results: list[Measurement], ratio_rows: list[Ratio], modes: list[str], cpus: int, note: str = ""
+) -> str:
     """A reading generated from the numbers: which targets hold, what a step is made of, how noisy it was."""
     parts: list[str] = ["**Reading.**"]
     for mode in modes:
@@ -775,11 +819,12 @@ def reading_paragraph(results: list[Measurement], modes: list[str], cpus: int, n
                 f"{100 * local.extra['optimizer_frac']:.1f}% optimizer, "
                 f"{100 * local.extra['collate_frac']:.1f}% padding"
             )
-        for r in ratios(results, [mode]):
-            if r.met is None:
+        for r in ratio_rows:
+            if r.mode != mode or r.met is None:
                 continue
-            bits.append(f"{r.name}: {r.fmt(r.mean)} (median steps {r.fmt(r.median)}, per CPU-s {r.fmt(r.cpu)}), "
-                        f"target {r.target} {'met' if r.met else 'MISSED'}")
+            spread = f", rounds {r.fmt_rounds()}" if len(r.per_round) > 1 else ""
+            bits.append(f"{r.name}: {r.fmt(r.mean)} (median steps {r.fmt(r.median)}, per CPU-s {r.fmt(r.cpu)}"
+                        f"{spread}), target {r.target} {'met' if r.met else 'MISSED'}")
         if ray_ddp:
             bits.append(
                 f"on Ray, waiting for Ray Data is {100 * ray_ddp.extra.get('data_wait_frac', nan):.1f}% of a step "
@@ -826,6 +871,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--steps", type=int, default=30, help="timed optimizer steps per run")
     p.add_argument("--warmup", type=int, default=3, help="steps run first and excluded from timing")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="interleaved repeats of every row (e.g. --rounds 2 --steps 15: same timed steps, less drift)")
     p.add_argument("--batch-size", type=int, default=32, help="pairs per optimizer step")
     p.add_argument("--modes", default="lora,full", help="comma list of lora, full")
     p.add_argument("--rows", type=int, default=2000, help="pairs generated (must cover (warmup+steps) x batch)")
@@ -849,6 +896,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.backend_list = [b.strip() for b in args.ray_backends.split(",") if b.strip()]
     if set(args.backend_list) - {"ddp", "deepspeed"}:
         p.error(f"--ray-backends takes ddp and/or deepspeed, got {args.ray_backends!r}")
+    if args.rounds < 1 or args.steps < 1 or args.warmup < 0:
+        p.error("--rounds and --steps must be >= 1, --warmup >= 0")
     if args.rows < (args.warmup + args.steps) * args.batch_size:
         p.error(f"--rows {args.rows} < (warmup + steps) x batch = {(args.warmup + args.steps) * args.batch_size}")
     return args
@@ -932,34 +981,39 @@ def main(argv: list[str] | None = None) -> int:
     _quiet(args.threads)
     bench_start = time.perf_counter()
     load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    results: list[Measurement] = []
     ray_cpus = 0
     with tempfile.TemporaryDirectory(prefix="rtrain-bench-") as tmp:
         root = Path(tmp)
         data_file, origin = make_pairs(root, args.rows, seed=0)
         console.print(f"data: {args.rows} pairs from {origin} -> {data_file}")
-        w, s, b = args.warmup, args.steps, args.batch_size
-        for mode in args.mode_list:  # Ray not started yet: its daemons do not compete with these runs
-            t = args.threads
-            timed(f"{LOCAL}, mode={mode}", lambda: fresh_process(t, run_rtrain_local, mode, data_file, b, w, s, root),
-                  results, w, w + s)
-            timed(f"{ST}, mode={mode}",
-                  lambda: fresh_process(t, run_sentence_transformers, mode, data_file, b, w, s, root),
-                  results, w, w + s)
-        import ray
+        w, s, b, t = args.warmup, args.steps, args.batch_size, args.threads
+        rounds: list[list[Measurement]] = []
+        for round_no in range(args.rounds):  # interleaved repeats: slow drift of the machine hits every method
+            results: list[Measurement] = []
+            if args.rounds > 1:
+                console.print(f"[bold]round {round_no + 1}/{args.rounds}[/]")
+            for mode in args.mode_list:  # Ray not started yet: its daemons do not compete with these runs
+                timed(f"{LOCAL}, mode={mode}",
+                      lambda: fresh_process(t, run_rtrain_local, mode, data_file, b, w, s, root), results, w, w + s)
+                timed(f"{ST}, mode={mode}",
+                      lambda: fresh_process(t, run_sentence_transformers, mode, data_file, b, w, s, root),
+                      results, w, w + s)
+            if args.backend_list:
+                import ray
 
-        ray_cpus = start_ray(args.threads, args.ray_cpus_per_worker, args.ray_niceness)
-        try:
-            for mode in args.mode_list:
-                for backend in args.backend_list:
-                    timed(f"rtrain on Ray ({backend}), mode={mode}",
-                          lambda: run_rtrain_ray(mode, backend, data_file, b, w, s, root, args.ray_cpus_per_worker),
-                          results, w, w + s,
-                          ray_log=ray_log_path(root, mode, backend))
-        finally:
-            ray.shutdown()
-    results.sort(key=lambda m: (args.mode_list.index(m.mode), METHOD_ORDER.index(m.method)))
-    print_table(results, args.mode_list)
+                ray_cpus = start_ray(args.threads, args.ray_cpus_per_worker, args.ray_niceness)
+                try:
+                    for mode in args.mode_list:
+                        for backend in args.backend_list:
+                            timed(f"rtrain on Ray ({backend}), mode={mode}",
+                                  lambda: run_rtrain_ray(mode, backend, data_file, b, w, s, root,
+                                                         args.ray_cpus_per_worker, round_no),
+                                  results, w, w + s, ray_log=ray_log_path(root, mode, backend, round_no))
+                finally:
+                    ray.shutdown()
+            rounds.append(results)
+    results, ratio_rows = combine_rounds(rounds, args.mode_list)
+    print_table(results, ratio_rows)
     meta = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "cpus": os.cpu_count(),
@@ -972,11 +1026,11 @@ def main(argv: list[str] | None = None) -> int:
         "load_after": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
         "bench_wall_s": time.perf_counter() - bench_start,
     }
-    reading = reading_paragraph(results, args.mode_list, os.cpu_count() or 2, args.note)
+    reading = reading_paragraph(results, ratio_rows, args.mode_list, os.cpu_count() or 2, args.note)
     console.print(reading)
     console.print(f"benchmark wall time {meta['bench_wall_s']:.0f} s")
     if not args.no_write:
-        write_section(args.out, markdown(results, args.mode_list, args, meta, reading))
+        write_section(args.out, markdown(results, ratio_rows, args, meta, reading))
         console.print(f"wrote section {SECTION!r} of {args.out}")
     return 0
 
