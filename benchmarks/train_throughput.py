@@ -20,7 +20,7 @@ from rtrain's auto-detection: query/key/value/dense) and full fine-tuning:
    layer on one token per text: negligible).
 
 All three see the same batches in the same order (the pair file is shuffled once with a fixed
-seed; Ray reads it in file order with `data.shuffle_buffer_size=0`, the plain loop slices it in
+seed; Ray reads it in file order with `data.shuffle=false`, the plain loop slices it in
 order, sentence-transformers gets a sequential batch sampler), the same batch size, 1 hard
 negative per query, max length 64 for queries and passages, the same learning rate, AdamW with
 weight decay 0.01, linear schedule with 10% warmup, gradient clipping at 1.0, fp32, and
@@ -353,7 +353,7 @@ def job_config(
             "name": name,
             "model": {"name_or_path": MODEL, "query_max_length": 64, "passage_max_length": 64},
             "lora": {"enabled": mode == "lora", "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": "auto"},
-            "data": {"train_files": [str(data_file)], "shuffle_buffer_size": 0},
+            "data": {"train_files": [str(data_file)], "shuffle": False},
             "loss": {"temperature": 0.05, "negatives_per_query": 1},
             "train": {
                 "batch_size_per_worker": batch_size,
@@ -810,7 +810,7 @@ def reading_paragraph(
     parts: list[str] = ["**Reading.**"]
     for mode in modes:
         local, ray_ddp = find(results, LOCAL, mode), find(results, RAY_DDP, mode)
-        st = find(results, ST, mode)
+        _ = find(results, ST, mode)
         bits = []
         if local:
             fb = 1 - local.extra["optimizer_frac"] - local.extra["collate_frac"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -43,6 +44,27 @@ def _export(args: argparse.Namespace) -> int:
     print(export_model(Path(args.run_dir), Path(args.out)))
     return 0
 
+# Subcommands living next to their code: name -> (module, help, its add-arguments function, its run function).
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "eval": ("rtrain.eval.command", "evaluate models on a local eval suite and/or mteb hub tasks",
+             "add_arguments", "run"),
+    "synth": ("rtrain.synth.command", "write template-based multilingual synthetic pairs", "add_arguments", "run"),
+    "synth-llm": ("rtrain.synth.llm.command",
+                  "write LLM-generated pairs (E5-style prompts; local model or OpenAI-compatible server)",
+                  "add_arguments", "run"),
+    "pairs": ("rtrain.pairs.command",
+              "turn real corpora (parallel, SQuAD, monolingual, pair files, HF datasets) into pairs",
+              "add_arguments", "run"),
+    "mine": ("rtrain.mining.command", "mine hard negatives for pair files with any model (faiss, cached embeddings)",
+             "add_arguments", "run"),
+    "tune": ("rtrain.tune.command", "run a Ray Tune study (a Ray Train run per trial) or the ablations report",
+             "add_arguments", "run"),
+    "submit": ("rtrain.cluster.command", "validate a job here and submit it to a Ray cluster (Ray Job Submission SDK)",
+               "add_submit_arguments", "run_submit"),
+    "jobs": ("rtrain.cluster.command", "status, logs [--follow], stop, list and fetch of jobs on a Ray cluster",
+             "add_jobs_arguments", "run_jobs"),
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtrain", description=__doc__)
@@ -65,23 +87,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output model folder")
     p.set_defaults(func=_export)
 
-    from rtrain.eval import command as eval_command
-
-    p = sub.add_parser("eval", help="evaluate models on a local eval suite and/or mteb hub tasks")
-    eval_command.add_arguments(p)
-    p.set_defaults(func=eval_command.run)
-
-    from rtrain.synth import command as synth_command
-
-    p = sub.add_parser("synth", help="write template-based multilingual synthetic pairs")
-    synth_command.add_arguments(p)
-    p.set_defaults(func=synth_command.run)
+    for name, (module, help_, add, run) in COMMANDS.items():
+        command = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_, description=command.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        getattr(command, add)(p)
+        p.set_defaults(func=getattr(command, run))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # `rtrain CMD FILE --opt X a.b=c`: argparse leaves overrides that follow options unparsed
+    stray = [w for w in extra if w.startswith("-") or "=" not in w or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*(args.overrides or []), *extra]
     if getattr(args, "resume", None) and args.job and "=" in args.job:
         args.overrides.insert(0, args.job)  # `rtrain train --resume DIR a.b=c`: the first override lands in `job`
         args.job = None

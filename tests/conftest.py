@@ -47,7 +47,7 @@ def job_dict(model_path: Path, pairs: Path, storage: Path, **sections) -> dict:
         "name": "test",
         "model": {"name_or_path": str(model_path), "query_max_length": 32, "passage_max_length": 32},
         "lora": {"r": 4, "alpha": 8},
-        "data": {"train_files": [str(pairs)], "shuffle_buffer_size": 64, "tokenize_batch_size": 64},
+        "data": {"train_files": [str(pairs)], "tokenize_batch_size": 64},
         "loss": {"negatives_per_query": 1},
         "train": {"batch_size_per_worker": 8, "learning_rate": 1e-3, "log_every_steps": 4, "checkpoint_every_steps": 8},
         "scaling": {"num_workers": 2, "cpus_per_worker": 0.5},
@@ -67,6 +67,23 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def guarded(self: socket.socket, address: object) -> None:
         if self.family in (socket.AF_INET, socket.AF_INET6):
             raise OSError(f"test blocked a network connection to {address!r}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+@pytest.fixture
+def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like `no_network`, but loopback stays reachable: for fake servers that tests run in a thread."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> None:
+        host = address[0] if isinstance(address, tuple) and address else None
+        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in LOOPBACK_HOSTS:
+            raise OSError(f"test blocked a non-loopback network connection to {address!r}")
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)

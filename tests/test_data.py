@@ -74,6 +74,10 @@ def test_wrong_formats_and_missing_paths(tmp_path: Path) -> None:
     (tmp_path / "e.jsonl").write_text("\n")
     with pytest.raises(PairDataError, match="the files are empty"):
         validate_pair_files([str(tmp_path / "e.jsonl")], 0)
+    stage = tmp_path / "stage"  # a stage's output: pairs plus its manifest.json, which is not data
+    write_jsonl(pair_rows(3), stage / "pairs.jsonl")
+    (stage / "manifest.json").write_text(json.dumps({"rows": 3}))
+    assert validate_pair_files([str(stage)], 0)[1].rows == 3
 
 
 def test_row_problems_and_schema() -> None:
@@ -105,13 +109,15 @@ def test_tokenize_and_collate_pad_per_batch(tiny_model: Path) -> None:
 
 def test_ray_dataset_reads_mixed_formats_and_tokenizes(tiny_model: Path, tmp_path: Path, ray_local) -> None:
     from rtrain.config import resolve_job
-    from rtrain.data.dataset import build_train_dataset
+    from rtrain.data.dataset import build_rank_datasets
+    from rtrain.data.layout import plan_mix
 
     rows = pair_rows(6, negatives=2, seed=4)
     rows[0]["instruction"] = "find the place"
     pq.write_table(rows_to_table(rows), tmp_path / "a.parquet")
     write_jsonl(pair_rows(5, negatives=2, seed=5), tmp_path / "b.jsonl")  # no instruction key at all
-    files, _ = validate_pair_files([str(tmp_path)], negatives_per_query=1)
-    cfg = resolve_job({"model": {"name_or_path": str(tiny_model)}, "data": {"train_files": [str(tmp_path)]}})
-    out = build_train_dataset(files, cfg).take_all()
+    cfg = resolve_job({"model": {"name_or_path": str(tiny_model)}, "data": {"train_files": [str(tmp_path)]},
+                       "train": {"batch_size_per_worker": 1}})
+    plan = plan_mix(cfg, world=1, out_dir=tmp_path / "plan")
+    out = build_rank_datasets(plan.files, cfg)["train_0"].take_all()
     assert len(out) == 11 and all(len(r["n_ids"]) == 1 for r in out)

@@ -47,7 +47,12 @@ def tiny_pipeline(tiny_model: Path, workdir: Path, **train: object) -> dict:
 def test_tiny_quickstart_runs_then_skips_then_reruns_what_changed(
     tiny_model: Path, tmp_path: Path, ray_local, capsys: pytest.CaptureFixture
 ) -> None:
-    cfg = resolve(PipelineConfig, tiny_pipeline(tiny_model, tmp_path / "w"))
+    data = tiny_pipeline(tiny_model, tmp_path / "w")
+    suite = tmp_path / "suite.yaml"  # the eval stage also runs an eval suite over both models
+    suite.write_text(json.dumps({"name": "s", "tasks": [
+        {"kind": "retrieval_pairs", "name": "heldout_suite", "path": str(tmp_path / "w" / "synth" / "heldout.parquet")}]}))
+    data["stages"]["eval"]["suite"] = str(suite)
+    cfg = resolve(PipelineConfig, data)
     first = run_pipeline(cfg)
     assert set(first) == {"synth", "train", "eval", "export"} and "skipped" not in first.values()
     workdir = tmp_path / "w"
@@ -57,11 +62,15 @@ def test_tiny_quickstart_runs_then_skips_then_reruns_what_changed(
     if FLORES.is_dir():
         assert "flores_bitext" in results and (workdir / "eval" / "flores_bitext.png").is_file()
     assert "| **overall** |" in capsys.readouterr().out  # the summary table is printed
+    suite_results = list((workdir / "eval" / "suite").rglob("heldout_suite.json"))
+    assert len(suite_results) == 2, suite_results  # base and retrofitted
     assert (workdir / "model" / "modules.json").is_file() and (workdir / "model" / "README.md").is_file()
 
     assert set(run_pipeline(cfg).values()) == {"skipped"}
 
-    changed = resolve(PipelineConfig, tiny_pipeline(tiny_model, workdir, learning_rate=1e-3))
+    changed_data = tiny_pipeline(tiny_model, workdir, learning_rate=1e-3)
+    changed_data["stages"]["eval"]["suite"] = str(suite)
+    changed = resolve(PipelineConfig, changed_data)
     again = run_pipeline(changed)
     assert again["synth"] == "skipped"
     assert all(again[s] != "skipped" for s in ("train", "eval", "export"))  # downstream of the change

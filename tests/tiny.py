@@ -119,3 +119,37 @@ class TrigramEncoder:
             for i in range(len(padded) - 2):
                 out[row, zlib.crc32(padded[i : i + 3].encode("utf-8")) % self.dim] += 1.0
         return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def make_tiny_causal_lm(
+    out: Path, corpus: list[str], chat_template: str | None = None, hidden: int = 32, layers: int = 2, seed: int = 0
+) -> Path:
+    """Save a randomly initialised 2-layer Llama causal LM and a byte-level BPE tokenizer trained on `corpus`.
+
+    Byte-level BPE round-trips any text (every byte is in the vocabulary), so tests can force exact
+    replies token by token; `chat_template` (Jinja) makes the tokenizer look instruction-tuned.
+    """
+    import torch
+    from tokenizers import decoders
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    out.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<pad>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    if chat_template is not None:
+        fast.chat_template = chat_template
+    config = LlamaConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
+        pad_token_id=tok.token_to_id("<pad>"), bos_token_id=tok.token_to_id("<s>"), eos_token_id=tok.token_to_id("</s>"),
+    )
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(out)
+    fast.save_pretrained(out)
+    return out

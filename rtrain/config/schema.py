@@ -44,14 +44,67 @@ class LoraConfig(_Section):
     )
 
 
-class DataConfig(_Section):
-    """Training pairs (the schema in rtrain/data/schema.py) read by Ray Data."""
+class SourceConfig(_Section):
+    """One dataset of pair files in a mix; its `weight` sets its share of every epoch."""
 
-    train_files: list[str] = Field(min_length=1, description="Parquet/JSONL files or folders holding them.")
-    shuffle_buffer_size: int = Field(
-        1000, ge=0, description="Rows in each worker's local shuffle buffer; 0 keeps file order."
+    name: str = Field(min_length=1, description="Label in the mix manifest and for homogeneous_batches: source.")
+    files: list[str] = Field(min_length=1, description="Parquet/JSONL files or folders holding them.")
+    weight: float | None = Field(
+        None, gt=0.0, description="Relative share of each epoch; None everywhere: in proportion to the rows."
+    )
+    max_rows: int | None = Field(None, ge=1, description="Use at most this many of the source's rows.")
+
+
+class DataConfig(_Section):
+    """Training pairs (the schema in rtrain/data/schema.py): which rows, mixed how, in what batches.
+
+    The driver plans every epoch's rows (filters, weighted sampling, shuffling, batch layout) into
+    per-worker Parquet files under `<run dir>/data/`; Ray Data streams and tokenizes them.
+    """
+
+    train_files: list[str] = Field(
+        default_factory=list, description="Parquet/JSONL files or folders: shorthand for one source."
+    )
+    sources: list[SourceConfig] = Field(default_factory=list, description="Several datasets mixed by weight.")
+    tasks: list[str] | None = Field(None, description="Keep only rows of these tasks.")
+    languages: list[str] | None = Field(None, description="Keep only rows whose query_lang is one of these.")
+    num_tasks: int | None = Field(None, ge=1, description="Keep the N tasks with the most rows (task diversity).")
+    num_languages: int | None = Field(
+        None, ge=1, description="Keep the N query languages with the most rows (language diversity)."
+    )
+    fraction: float = Field(1.0, gt=0.0, le=1.0, description="Share of the selected rows per epoch (data scale).")
+    max_rows: int | None = Field(None, ge=1, description="Rows per epoch (data scale); caps `fraction`.")
+    sampling: Literal["without_replacement", "with_replacement"] = Field(
+        "without_replacement", description="How each epoch draws its rows from each source."
+    )
+    shuffle: bool = Field(True, description="Shuffle each epoch (seeded by train.seed); false keeps file order.")
+    homogeneous_batches: Literal["off", "task", "source"] = Field(
+        "off", description="Every optimizer step's global batch (all workers) from one task or one source."
+    )
+    short_negatives: Literal["error", "skip", "pad"] = Field(
+        "error",
+        description="Rows with fewer than loss.negatives_per_query negatives: refuse, skip (counted), "
+        "or pad with other rows' positives from the same global batch.",
     )
     tokenize_batch_size: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_files(self) -> DataConfig:
+        if bool(self.train_files) == bool(self.sources):
+            raise ValueError(
+                "set exactly one of data.train_files (one dataset) or data.sources (a weighted mix); "
+                f"got train_files={self.train_files} and {len(self.sources)} source(s)"
+            )
+        weighted = [s.weight is not None for s in self.sources]
+        if any(weighted) and not all(weighted):
+            raise ValueError(
+                "data.sources: give every source a weight or none (then each weighs its row count); "
+                f"missing for {[s.name for s, w in zip(self.sources, weighted) if not w]}"
+            )
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"data.sources: names must be unique, got {names}")
+        return self
 
 
 class LossConfig(_Section):

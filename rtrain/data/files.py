@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from rtrain.data.schema import PAIR_SCHEMA, REQUIRED_STR, row_problems
 
 SUFFIXES = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
+FOLDER_SUFFIXES = (".parquet", ".jsonl")
 MAX_LISTED = 20
 
 
@@ -55,7 +56,8 @@ def list_pair_files(paths: list[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            inside = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+            # in folders only .parquet/.jsonl: a stage's manifest.json next to its pairs is not data
+            inside = sorted(p for p in path.rglob("*") if p.suffix.lower() in FOLDER_SUFFIXES and p.is_file())
             if not inside:
                 raise PairDataError(f"{path}: folder holds no .parquet/.jsonl files; check data.train_files")
             found.extend(inside)

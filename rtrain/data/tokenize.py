@@ -18,7 +18,6 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from rtrain.config.schema import ModelConfig
 from rtrain.models.loading import resolve_model_path
 
-TOKEN_COLUMNS = ("q_ids", "p_ids", "n_ids", "p_hash", "n_hash")
 
 
 def text_hash(text: str) -> int:
@@ -73,15 +72,16 @@ class PairTokenizer:
         for row in negatives:
             n_ids.append(flat_ids[start : start + len(row)])
             start += len(row)
-        return pa.table(
-            {
-                "q_ids": pa.array(q_ids, pa.list_(pa.int32())),
-                "p_ids": pa.array(p_ids, pa.list_(pa.int32())),
-                "n_ids": pa.array(n_ids, pa.list_(pa.list_(pa.int32()))),
-                "p_hash": pa.array([text_hash(p) for p in positives], pa.int64()),
-                "n_hash": pa.array([[text_hash(n) for n in row] for row in negatives], pa.list_(pa.int64())),
-            }
-        )
+        columns = {
+            "q_ids": pa.array(q_ids, pa.list_(pa.int32())),
+            "p_ids": pa.array(p_ids, pa.list_(pa.int32())),
+            "n_ids": pa.array(n_ids, pa.list_(pa.list_(pa.int32()))),
+            "p_hash": pa.array([text_hash(p) for p in positives], pa.int64()),
+            "n_hash": pa.array([[text_hash(n) for n in row] for row in negatives], pa.list_(pa.int64())),
+        }
+        if "group" in batch.column_names:  # the planner's task/source id, for the homogeneity check
+            columns["group"] = batch.column("group")
+        return pa.table(columns)
 
 
 def _pad(seqs: list[Any], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,6 +107,8 @@ class PairCollator:
         out["q_input_ids"], out["q_attention_mask"] = _pad(list(batch["q_ids"]), self.pad_id)  # (B, Lq)
         out["p_input_ids"], out["p_attention_mask"] = _pad(list(batch["p_ids"]), self.pad_id)  # (B, Ld)
         out["p_hash"] = torch.tensor(np.asarray(batch["p_hash"], dtype=np.int64))  # (B,)
+        if "group" in batch:
+            out["group"] = torch.as_tensor(np.asarray(batch["group"], dtype=np.int64))  # (B,) task/source index
         if self.k > 0:
             negs = [n for row in batch["n_ids"] for n in list(row)]
             if len(negs) != self.k * len(batch["q_ids"]):

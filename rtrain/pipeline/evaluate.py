@@ -1,4 +1,4 @@
-"""The pipeline's eval stage: base vs retrofitted model on held-out synthetic retrieval and FLORES bitext."""
+"""The pipeline's eval stage: base vs retrofitted model on held-out pairs, FLORES bitext and an eval suite."""
 
 from __future__ import annotations
 
@@ -37,27 +37,36 @@ def _evaluators(stage: EvalStage, heldout: Path) -> dict[str, Any]:
     return evaluators
 
 
-def run_eval(stage: EvalStage, heldout: Path, run_dir: Path, output: Path, base_job: JobConfig | None) -> dict[str, Any]:
-    """Score each model with each evaluator; write results.json, summary.md and one bar chart per task."""
+def run_eval(
+    stage: EvalStage, heldout: Path | None, run_dir: Path, output: Path, base_job: JobConfig | None
+) -> dict[str, Any]:
+    """Score each model with each evaluator (results.json, summary.md, a bar chart per task) and with
+    the stage's eval suite (under `<output>/suite`, as `rtrain eval` writes it)."""
     models: dict[str, Any] = {}
     if stage.compare_base:
         if base_job is None:
             raise ValueError("stages.eval.compare_base needs a train stage (its job names the base model)")
         models["base"] = EmbeddingModel.load(base_job.model)
     models["retrofitted"] = checkpoint_embedding_model(run_dir)
-    evaluators = _evaluators(stage, heldout)
-    results: dict[str, dict[str, Any]] = {task: {} for task in evaluators}
-    for task, evaluator in evaluators.items():
-        for model_name, model in models.items():
-            log.info(f"[eval] {task}: {model_name}")
-            results[task][model_name] = evaluator(model)
     output.mkdir(parents=True, exist_ok=True)
-    (output / RESULTS).write_text(json.dumps(results, indent=2))
     sections = []
-    for task, by_model in results.items():
-        metric = evaluators[task].primary_metric
-        sections.append(f"## {task} ({metric})\n\n{format_table(by_model, metric=metric)}\n")
-        bar_chart(by_model, metric, output / f"{task}.png", title=f"{task}: {metric}")
+    if heldout is not None:
+        evaluators = _evaluators(stage, heldout)
+        results: dict[str, dict[str, Any]] = {task: {} for task in evaluators}
+        for task, evaluator in evaluators.items():
+            for model_name, model in models.items():
+                log.info(f"[eval] {task}: {model_name}")
+                results[task][model_name] = evaluator(model)
+        (output / RESULTS).write_text(json.dumps(results, indent=2))
+        for task, by_model in results.items():
+            metric = evaluators[task].primary_metric
+            sections.append(f"## {task} ({metric})\n\n{format_table(by_model, metric=metric)}\n")
+            bar_chart(by_model, metric, output / f"{task}.png", title=f"{task}: {metric}")
+    if stage.suite is not None:
+        from rtrain.eval.suite import load_suite, run_suite
+
+        suite_out = run_suite(load_suite(stage.suite, stage.suite_overrides), models, output / "suite")
+        sections.append(suite_out["summary"])
     summary = "\n".join(sections)
     (output / SUMMARY).write_text(summary)
     print(summary)

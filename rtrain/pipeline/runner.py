@@ -13,24 +13,33 @@ from rtrain.config.load import resolve_job
 from rtrain.config.schema import JobConfig
 from rtrain.pipeline import cache
 from rtrain.pipeline.evaluate import run_eval
-from rtrain.pipeline.schema import EvalStage, ExportStage, PipelineConfig, SynthStage, TrainStage
+from rtrain.pipeline.schema import (
+    EvalStage,
+    ExportStage,
+    MineStage,
+    PairsStage,
+    PipelineConfig,
+    SynthStage,
+    TrainStage,
+)
 
 log = logging.getLogger("rtrain.pipeline")
 
-ORDER = ("synth", "train", "eval", "export")
+ORDER = ("synth", "pairs", "mine", "train", "eval", "export")
 
 
 def train_job(cfg: PipelineConfig, stage: TrainStage) -> JobConfig:
     """The stage's job with its data and output set from the stage's inputs and output folder."""
     workdir = Path(cfg.workdir).resolve()
+    job = {"name": cfg.name, **stage.job}
+    data = dict(job.get("data") or {})
+    if data.get("sources"):  # source files are relative to the workdir
+        data["sources"] = [{**s, "files": [str(workdir / f) for f in s.get("files") or []]} for s in data["sources"]]
+    else:
+        data["train_files"] = [str(workdir / i) for i in stage.inputs or []]
     return resolve_job(
-        {"name": cfg.name, **stage.job},
-        {
-            "data.train_files": [str(workdir / i) for i in stage.inputs],
-            "output.storage_path": str(workdir),
-            "output.name": stage.output,
-            "output.export": False,
-        },
+        {**job, "data": data},
+        {"output.storage_path": str(workdir), "output.name": stage.output, "output.export": False},
         where="stages.train.job",
     )
 
@@ -39,6 +48,20 @@ def _run_synth(cfg: PipelineConfig, stage: SynthStage, output: Path) -> dict[str
     from rtrain.synth import generate
 
     return {"manifest": generate(stage.config, output)}
+
+
+def _run_pairs(cfg: PipelineConfig, stage: PairsStage, output: Path) -> dict[str, Any]:
+    from rtrain.pairs import build_pairs
+
+    return {"manifest": build_pairs(stage.resolved(), output, log=log.info).manifest}
+
+
+def _run_mine(cfg: PipelineConfig, stage: MineStage, output: Path) -> dict[str, Any]:
+    from rtrain.mining import mine
+
+    workdir = Path(cfg.workdir).resolve()
+    config = stage.config.model_copy(update={"corpus": [str(workdir / c) for c in stage.config.corpus]})
+    return {"manifest": mine([str(workdir / i) for i in stage.inputs], config, output)}
 
 
 def _run_train(cfg: PipelineConfig, stage: TrainStage, output: Path) -> dict[str, Any]:
@@ -50,9 +73,9 @@ def _run_train(cfg: PipelineConfig, stage: TrainStage, output: Path) -> dict[str
 
 def _run_eval(cfg: PipelineConfig, stage: EvalStage, output: Path) -> dict[str, Any]:
     workdir = Path(cfg.workdir).resolve()
-    heldout, run_dir = (workdir / i for i in stage.inputs)
+    *heldout, run_dir = (workdir / i for i in stage.inputs)
     base_job = train_job(cfg, cfg.stages.train) if cfg.stages.train else None
-    return run_eval(stage, heldout, run_dir, output, base_job)
+    return run_eval(stage, heldout[0] if heldout else None, run_dir, output, base_job)
 
 
 def _run_export(cfg: PipelineConfig, stage: ExportStage, output: Path) -> dict[str, Any]:
@@ -63,6 +86,8 @@ def _run_export(cfg: PipelineConfig, stage: ExportStage, output: Path) -> dict[s
 
 RUNNERS: dict[str, Callable[[PipelineConfig, Any, Path], dict[str, Any]]] = {
     "synth": _run_synth,
+    "pairs": _run_pairs,
+    "mine": _run_mine,
     "train": _run_train,
     "eval": _run_eval,
     "export": _run_export,
@@ -70,7 +95,8 @@ RUNNERS: dict[str, Callable[[PipelineConfig, Any, Path], dict[str, Any]]] = {
 
 
 def stage_inputs(stage: BaseModel, workdir: Path) -> list[Path]:
-    return [workdir / i for i in getattr(stage, "inputs", [])]
+    corpus = stage.config.corpus if isinstance(stage, MineStage) else []  # mining's extra candidate files
+    return [workdir / i for i in [*(getattr(stage, "inputs", None) or []), *corpus]]
 
 
 def run_pipeline(cfg: PipelineConfig, force: bool = False) -> dict[str, Any]:

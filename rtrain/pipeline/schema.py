@@ -6,10 +6,13 @@ so any stage can be rerun, cached or inspected on its own.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rtrain.mining.config import MineConfig
+from rtrain.pairs.spec import PairsSpec, Source, load_spec
 from rtrain.synth import SynthConfig
 
 
@@ -24,20 +27,80 @@ class SynthStage(_Section):
     config: SynthConfig = Field(default_factory=SynthConfig)
 
 
-class TrainStage(_Section):
-    """Train a job (rtrain.config.JobConfig without `data.train_files` and `output`, which the stage sets)."""
+class PairsStage(_Section):
+    """Build pairs from real corpora (`rtrain pairs`): `<output>/<source>.parquet` + `manifest.json`.
+
+    Either `spec` (a SOURCE_SPEC YAML such as jobs/pairs/shared-corpora.yaml, plus `overrides`
+    like `sources.0.max_rows=6000`) or inline `root` and `sources` as in a spec. Corpus paths are not
+    under the workdir: relative ones are under the spec's `root` (default $RTRAIN_SHARED_DATA, else
+    ../shared/data from the current folder).
+    """
+
+    output: str = "pairs"
+    spec: str | None = Field(None, description="SOURCE_SPEC YAML, relative to the current folder.")
+    overrides: list[str] = Field(default_factory=list, description="Overrides applied to `spec`.")
+    root: str | None = None
+    sources: list[Source] | None = None
+
+    @model_validator(mode="after")
+    def _spec_or_sources(self) -> PairsStage:
+        if (self.spec is None) == (self.sources is None):
+            raise ValueError("stages.pairs: set either `spec` (a SOURCE_SPEC file) or inline `sources`")
+        if self.sources is None and self.root is not None:
+            raise ValueError("stages.pairs: `root` belongs in the spec file; override it with overrides: [root=...]")
+        if self.sources is not None and self.overrides:
+            raise ValueError("stages.pairs: `overrides` apply to `spec`; edit the inline sources instead")
+        self.resolved()  # a bad spec file fails when the pipeline is loaded
+        return self
+
+    def resolved(self) -> PairsSpec:
+        """The spec this stage builds: the spec file with its overrides, or the inline sources."""
+        if self.spec is not None:
+            return load_spec(self.spec, self.overrides)
+        return PairsSpec(root=self.root, sources=self.sources)
+
+    @property
+    def inputs(self) -> list[str]:
+        """The spec file and every corpus file or folder, absolute, so the stage reruns when one changes."""
+        spec = self.resolved()
+        files = [str(Path(self.spec).resolve())] if self.spec else []
+        return files + [str(spec.resolve_path(p)) for source in spec.sources for p in source.input_paths()]
+
+
+class MineStage(_Section):
+    """Mine hard negatives: `<output>/<input stem>.parquet` per input (negatives, pos_score, neg_scores) + manifest.json.
+
+    Relative `config.corpus` paths are relative to the workdir, like `inputs`.
+    """
 
     inputs: list[str] = Field(default_factory=lambda: ["synth/train.parquet"], min_length=1)
+    output: str = "mined"
+    config: MineConfig
+
+
+class TrainStage(_Section):
+    """Train a job (rtrain.config.JobConfig without `output`, which the stage sets).
+
+    The job's data is the stage's `inputs` (as `data.train_files`), or, when the job has
+    `data.sources`, those sources with their files relative to the workdir (they are then the inputs).
+    """
+
+    inputs: list[str] | None = Field(None, description="Default: the files of job.data.sources, else synth/train.parquet.")
     output: str = "train"
     job: dict[str, Any] = Field(description="A training job's sections (model, lora, loss, train, scaling, ...).")
 
     @model_validator(mode="after")
     def _job_sets_no_stage_keys(self) -> TrainStage:
-        clash = [k for k in ("output",) if k in self.job] + (
-            ["data.train_files"] if "train_files" in (self.job.get("data") or {}) else []
-        )
+        data = self.job.get("data") or {}
+        clash = [k for k in ("output",) if k in self.job] + (["data.train_files"] if "train_files" in data else [])
         if clash:
             raise ValueError(f"stages.train.job sets {clash}: the stage sets these from its inputs and output")
+        sources = data.get("sources") or []
+        if sources and self.inputs is not None:
+            raise ValueError("stages.train: drop `inputs` when the job has data.sources; their files are the inputs")
+        if self.inputs is None:
+            files = [f for s in sources if isinstance(s, dict) for f in s.get("files") or []]
+            self.inputs = files if sources else ["synth/train.parquet"]
         return self
 
 
@@ -51,13 +114,27 @@ class FloresEval(_Section):
 
 
 class EvalStage(_Section):
-    """Evaluate the base model and the trained one: held-out synthetic retrieval (+ FLORES bitext)."""
+    """Evaluate the base model and the trained one: held-out pairs (+ FLORES bitext), and/or an eval suite.
 
-    inputs: list[str] = Field(default_factory=lambda: ["synth/heldout.parquet", "train"], min_length=2, max_length=2)
+    `inputs` is `[heldout pairs, train run]`, or just `[train run]` when only a suite is run.
+    """
+
+    inputs: list[str] = Field(default_factory=lambda: ["synth/heldout.parquet", "train"], min_length=1, max_length=2)
     output: str = "eval"
     compare_base: bool = True
     flores: FloresEval | None = None
+    suite: str | None = Field(None, description="An eval suite YAML (see `rtrain eval`), e.g. jobs/suites/readme.yaml.")
+    suite_overrides: list[str] = Field(default_factory=list, description="Suite overrides, e.g. ['tasks.1.limit=50'].")
     batch_size: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _something_to_evaluate(self) -> EvalStage:
+        if len(self.inputs) == 1 and (self.suite is None or self.flores is not None):
+            raise ValueError(
+                "stages.eval: with one input (the train run) set `suite` and drop `flores`; "
+                "held-out retrieval and FLORES need inputs [heldout pairs, train run]"
+            )
+        return self
 
 
 class ExportStage(_Section):
@@ -69,6 +146,8 @@ class ExportStage(_Section):
 
 class Stages(_Section):
     synth: SynthStage | None = None
+    pairs: PairsStage | None = None
+    mine: MineStage | None = None
     train: TrainStage | None = None
     eval: EvalStage | None = None
     export: ExportStage | None = None

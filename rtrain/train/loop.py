@@ -6,6 +6,7 @@ from `get_checkpoint`, and reports metrics and checkpoints with `ray.train.repor
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import tempfile
@@ -19,6 +20,8 @@ import torch
 import torch.distributed as dist
 
 from rtrain.config.schema import JobConfig
+from rtrain.data.dataset import dataset_name
+from rtrain.data.layout import MANIFEST
 from rtrain.data.tokenize import PairCollator, count_tokens
 from rtrain.models.encoder import build_encoder
 from rtrain.train.checkpoint import load_trainer_state, save_checkpoint
@@ -28,6 +31,7 @@ from rtrain.train.wandb_log import WandbLogger
 
 log = logging.getLogger("rtrain.train")
 
+MIX_DIR = "data"  # under the run dir: the planned per-rank streams and the mix manifest
 LOG_FILE = "train_log.jsonl"  # one line of metrics per log step, written by rank 0 into the run dir
 CRASH_ENV = "RTRAIN_TEST_CRASH_AT_STEP"  # test hook: raise once at this step (marker file in the run dir)
 
@@ -37,9 +41,10 @@ class TrainPlan:
     """What the driver computed from the validated data, passed to every worker."""
 
     total_steps: int
-    steps_per_epoch: int
+    epoch_ends: list[int]  # optimizer steps done at the end of each epoch
     run_dir: str
-    rows: int
+    rows: int  # pairs per epoch
+    groups: list[str]  # tasks (or sources) behind each batch's `group` ids
     crash_at_step: int | None = None  # test hook, from $RTRAIN_TEST_CRASH_AT_STEP on the driver
 
 
@@ -48,8 +53,7 @@ class TrainerState:
     """Where training stands: saved in every checkpoint, restored on resume."""
 
     step: int = 0
-    epoch: int = 0
-    batches_in_epoch: int = 0  # micro-batches of this epoch already consumed (the data position)
+    batches_done: int = 0  # micro-batches of this rank's planned stream already consumed (the data position)
 
 
 class _Meter:
@@ -111,7 +115,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as directory:
             state = TrainerState(**load_trainer_state(Path(directory)))
             engine.load(Path(directory))
-        log.info(f"resumed at step {state.step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
+        log.info(f"resumed at step {state.step} (micro-batch {state.batches_done} of this rank's stream)")
         if rank == 0:
             _append_log(plan, {"resumed_at_step": state.step})
 
@@ -122,65 +126,88 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
         evaluator = SuiteEvaluator(cfg.eval, plan.run_dir)
     eval_every = (cfg.eval.every_steps or cfg.train.checkpoint_every_steps) if cfg.eval else None
-    shard = ray.train.get_dataset_shard("train")
-    collate = PairCollator(tokenizer.pad_token_id, cfg.loss.negatives_per_query)
-    accum = cfg.train.gradient_accumulation_steps
-    batches_per_epoch = plan.steps_per_epoch * accum
+    if wandb.run is not None:  # rank 0: the realised mix (rows by source, task, language) with the run's config
+        wandb.config({"data_mix": json.loads((Path(plan.run_dir) / MIX_DIR / MANIFEST).read_text())})
+    batches = iter(
+        ray.train.get_dataset_shard(dataset_name(rank)).iter_torch_batches(
+            batch_size=cfg.train.batch_size_per_worker,
+            collate_fn=PairCollator(tokenizer.pad_token_id, cfg.loss.negatives_per_query),
+            drop_last=True,
+        )
+    )
+    for _ in range(state.batches_done):  # resume: skip what this rank already trained on
+        next(batches)
+    mixed = MixedBatchCounter(enabled=cfg.data.homogeneous_batches != "off")
     meter = _Meter()
     metrics: dict[str, float] = {}
 
     while state.step < plan.total_steps:
-        batches = iter(
-            shard.iter_torch_batches(
-                batch_size=cfg.train.batch_size_per_worker,
-                collate_fn=collate,
-                drop_last=True,
-                local_shuffle_buffer_size=cfg.data.shuffle_buffer_size or None,
-                local_shuffle_seed=cfg.train.seed + 1000 * state.epoch + rank,
-            )
-        )
-        for _ in range(state.batches_in_epoch):  # resume: skip what this epoch already trained on
-            next(batches)
-        while state.batches_in_epoch < batches_per_epoch and state.step < plan.total_steps:
-            wait_start = time.perf_counter()
-            batch = next(batches)
-            meter.wait += time.perf_counter() - wait_start
-            out = train_step(engine, loss_fn, batch)
-            state.batches_in_epoch += 1
-            meter.loss_sum += out.loss
-            meter.batches += 1
-            meter.pairs += batch["q_input_ids"].shape[0]
-            meter.tokens += count_tokens(batch)
-            if not out.stepped:
-                continue
-            state.step += 1
-            _maybe_crash(state.step, plan)
-            last = state.step == plan.total_steps
-            if state.step % cfg.train.log_every_steps == 0 or last:
-                metrics = {**meter.metrics(world), "lr": engine.lr(), "step": state.step, "epoch": state.epoch}
-                meter.reset()
-                if rank == 0:
-                    log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-                    _append_log(plan, metrics)
-                wandb.log(metrics, state.step)
-            evaluate = eval_every is not None and (state.step % eval_every == 0 or last)
-            if state.step % cfg.train.checkpoint_every_steps == 0 or evaluate or last:
-                if state.batches_in_epoch == batches_per_epoch:
-                    saved = TrainerState(state.step, state.epoch + 1, 0)
-                else:
-                    saved = state
-                report = dict(metrics or {"step": state.step})
-                if evaluate and evaluator is not None:  # rank 0 scores while the others wait in report
-                    report.update(evaluator(engine.raw, tokenizer, state.step))
-                    wandb.log(report, state.step)
-                _report(engine, cfg, asdict(saved), report, rank)
-        if state.step < plan.total_steps:
-            for _ in batches:  # drain the epoch's short remainder so every worker's split ends together
-                pass
-        if state.batches_in_epoch >= batches_per_epoch:
-            state.epoch += 1
-            state.batches_in_epoch = 0
+        wait_start = time.perf_counter()
+        batch = next(batches)
+        meter.wait += time.perf_counter() - wait_start
+        mixed.add(batch.get("group"))
+        out = train_step(engine, loss_fn, batch)
+        state.batches_done += 1
+        meter.loss_sum += out.loss
+        meter.batches += 1
+        meter.pairs += batch["q_input_ids"].shape[0]
+        meter.tokens += count_tokens(batch)
+        if not out.stepped:
+            continue
+        state.step += 1
+        mixed.end_step()
+        _maybe_crash(state.step, plan)
+        last = state.step == plan.total_steps
+        if state.step % cfg.train.log_every_steps == 0 or last:
+            metrics = {**meter.metrics(world), "lr": engine.lr(), "step": state.step,
+                       "epoch": bisect.bisect_left(plan.epoch_ends, state.step), **mixed.metrics()}
+            meter.reset()
+            if rank == 0:
+                log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+                _append_log(plan, metrics)
+            wandb.log(metrics, state.step)
+        evaluate = eval_every is not None and (state.step % eval_every == 0 or last)
+        if state.step % cfg.train.checkpoint_every_steps == 0 or evaluate or last:
+            report = dict(metrics or {"step": state.step})
+            if evaluate and evaluator is not None:  # rank 0 scores while the others wait in report
+                report.update(evaluator(engine.raw, tokenizer, state.step))
+                wandb.log(report, state.step)
+            _report(engine, cfg, asdict(state), report, rank)
     wandb.finish()
+
+
+class MixedBatchCounter:
+    """With homogeneous batches on: counts optimizer steps whose global batch mixed groups (should stay 0).
+
+    Each rank tracks the min and max group id of its micro-batches in a step; one all_reduce(MAX) of
+    (max, -min) at the step's end tells whether all ranks saw one group, and which.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.mixed_steps, self.last_group = 0, -1
+        self._lo, self._hi = None, None
+
+    def add(self, groups: torch.Tensor | None) -> None:
+        if self.enabled and groups is not None:
+            lo, hi = int(groups.min()), int(groups.max())
+            self._lo = lo if self._lo is None else min(self._lo, lo)
+            self._hi = hi if self._hi is None else max(self._hi, hi)
+
+    def end_step(self) -> None:
+        if not self.enabled or self._lo is None:
+            return
+        bounds = torch.tensor([self._hi, -self._lo], dtype=torch.int64)
+        if dist.is_initialized():
+            dist.all_reduce(bounds, op=dist.ReduceOp.MAX)
+        hi, lo = int(bounds[0]), -int(bounds[1])
+        self.mixed_steps += int(hi != lo)
+        self.last_group = hi if hi == lo else -1
+        self._lo = self._hi = None
+
+    def metrics(self) -> dict[str, int]:
+        """Mixed steps so far, and the group id (index into TrainPlan.groups) of the last step, -1 if mixed."""
+        return {"mixed_batches": self.mixed_steps, "batch_group": self.last_group} if self.enabled else {}
 
 
 def _report(engine: Any, cfg: JobConfig, state: dict[str, int], metrics: dict[str, float], rank: int) -> None:

@@ -14,11 +14,11 @@ from ray.train.torch import TorchTrainer
 
 from rtrain.config.load import ConfigError, dump_yaml, resolve_job
 from rtrain.config.schema import JobConfig
-from rtrain.data.dataset import build_train_dataset
-from rtrain.data.files import validate_pair_files
+from rtrain.data.dataset import build_rank_datasets
+from rtrain.data.layout import MixPlan, mix_summary, plan_mix
 from rtrain.models.loading import resolve_model_path
 from rtrain.train.checkpoint import SCORE, best_checkpoint
-from rtrain.train.loop import CRASH_ENV, TrainPlan, train_loop_per_worker
+from rtrain.train.loop import CRASH_ENV, MIX_DIR, TrainPlan, train_loop_per_worker
 
 log = logging.getLogger("rtrain")
 
@@ -33,26 +33,19 @@ class TrainOutcome:
     model_dir: Path | None
 
 
-def plan_training(cfg: JobConfig, rows: int, run_dir: Path) -> TrainPlan:
-    """Optimizer steps per epoch and in total, from the row count and the batch geometry."""
-    world, per_worker = cfg.scaling.num_workers, cfg.train.batch_size_per_worker
-    accum = cfg.train.gradient_accumulation_steps
-    steps_per_epoch = (rows // world // per_worker) // accum  # each worker gets rows // world (equal split)
-    if steps_per_epoch == 0:
-        raise ConfigError(
-            f"{rows} training pairs cannot fill one optimizer step of scaling.num_workers={world} x "
-            f"train.batch_size_per_worker={per_worker} x train.gradient_accumulation_steps={accum} "
-            f"= {world * per_worker * accum} pairs: lower these or add data"
-        )
-    total = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
+def plan_training(cfg: JobConfig, run_dir: Path) -> tuple[TrainPlan, MixPlan]:
+    """Plan the data (every epoch's batches, one stream per rank, under `<run dir>/data`) and the steps."""
+    mix = plan_mix(cfg, cfg.scaling.num_workers, run_dir / MIX_DIR)
     crash = os.environ.get(CRASH_ENV)
-    return TrainPlan(
-        total_steps=total,
-        steps_per_epoch=steps_per_epoch,
+    plan = TrainPlan(
+        total_steps=mix.total_steps,
+        epoch_ends=mix.epoch_ends,
         run_dir=str(run_dir),
-        rows=rows,
+        rows=mix.rows_per_epoch,
+        groups=mix.groups,
         crash_at_step=int(crash) if crash else None,
     )
+    return plan, mix
 
 
 def run_dir_for(cfg: JobConfig) -> Path:
@@ -69,11 +62,14 @@ def init_ray(cfg: JobConfig) -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 
-def train(cfg: JobConfig, resume: Path | None = None) -> TrainOutcome:
-    """Train `cfg` on Ray (a fresh run, or continue the run at `resume`); export when configured."""
+def train(
+    cfg: JobConfig, resume: Path | None = None, callbacks: list[ray.train.UserCallback] | None = None
+) -> TrainOutcome:
+    """Train `cfg` on Ray (a fresh run, or continue the run at `resume`); export when configured.
+
+    `callbacks` run on the Ray Train controller (e.g. a Tune trial forwards each report to Tune).
+    """
     resolve_model_path(cfg.model.name_or_path)  # a bad model path fails here, before any worker starts
-    files, stats = validate_pair_files(cfg.data.train_files, cfg.loss.negatives_per_query)
-    log.info(stats.summary())
     if resume is None:
         run_dir = run_dir_for(cfg)
         if run_dir.exists() and any(run_dir.iterdir()):
@@ -84,9 +80,10 @@ def train(cfg: JobConfig, resume: Path | None = None) -> TrainOutcome:
         (run_dir / JOB_FILE).write_text(dump_yaml(cfg))
     else:
         run_dir = resume
-    plan = plan_training(cfg, stats.rows, run_dir)
+    plan, mix = plan_training(cfg, run_dir)  # deterministic: a resumed run re-plans the same streams
+    log.info(mix_summary(mix))
     log.info(
-        f"run dir {run_dir}: {plan.total_steps} steps ({plan.steps_per_epoch}/epoch), global batch "
+        f"run dir {run_dir}: {plan.total_steps} steps ({len(plan.epoch_ends)} epoch(s)), global batch "
         f"{cfg.scaling.num_workers * cfg.train.batch_size_per_worker * cfg.train.gradient_accumulation_steps}, "
         f"backend {cfg.train.backend}"
         + (f" ZeRO-{cfg.deepspeed.zero_stage}" if cfg.train.backend == "deepspeed" else "")
@@ -105,13 +102,15 @@ def train(cfg: JobConfig, resume: Path | None = None) -> TrainOutcome:
             name=run_dir.name,
             storage_path=str(run_dir.parent),
             failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures),
+            callbacks=list(callbacks or []),
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=cfg.output.num_checkpoints_to_keep,
                 checkpoint_score_attribute=SCORE if cfg.eval is not None else None,
                 checkpoint_score_order="max",
             ),
         ),
-        datasets={"train": build_train_dataset(files, cfg)},
+        datasets=build_rank_datasets(mix.files, cfg),
+        dataset_config=ray.train.DataConfig(datasets_to_split=[]),  # each rank reads its own planned stream
     )
     result = trainer.fit()
     checkpoint = best_checkpoint(run_dir)

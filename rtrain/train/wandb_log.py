@@ -37,6 +37,11 @@ class WandbLogger:
         where = self.run.dir if mode == "offline" else self.run.url
         log.info(f"W&B run ({mode}): {where}" + ("  (sync later with `wandb sync`)" if mode == "offline" else ""))
 
+    def config(self, values: dict[str, Any]) -> None:
+        """Add to the run's config (e.g. the realised data mix)."""
+        if self.run is not None:
+            self.run.config.update(values, allow_val_change=True)
+
     def log(self, metrics: dict[str, Any], step: int) -> None:
         if self.run is not None:
             self.run.log(metrics, step=step)

@@ -1,0 +1,188 @@
+"""Build every source of a spec: read, drop identical and duplicate pairs, sample, shuffle, write.
+
+Output in `out`: `<source name>.parquet` (the pair schema, ids `<source>-<n>`) per source and
+`manifest.json` (per source: rows by task and language pair, skipped counts with reasons and
+examples, the input files with sizes and mtimes, the source's spec). The same spec, seed and inputs
+give byte-identical files: nothing time-dependent goes into them. The old manifest is removed first
+and the new one written last, so a stopped build never looks finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow.parquet as pq
+
+from rtrain.data.schema import rows_to_table
+from rtrain.pairs.mapped import read_hf_dataset, read_pair_files
+from rtrain.pairs.monolingual import read_monolingual
+from rtrain.pairs.parallel import read_parallel
+from rtrain.pairs.spec import PairsSpec
+from rtrain.pairs.squad import read_squad
+from rtrain.pairs.textio import CorpusError, Pair, Skips, input_file
+
+GENERATOR_VERSION = "1.0.0"
+MANIFEST = "manifest.json"
+Reader = Callable[[Any, PairsSpec, Skips], tuple[list[Pair], list[Path]]]
+READERS: dict[str, Reader] = {
+    "parallel": read_parallel,
+    "squad": read_squad,
+    "monolingual": read_monolingual,
+    "pairs": read_pair_files,
+    "hf_dataset": read_hf_dataset,
+}
+
+
+@dataclass
+class PairsBuild:
+    """What a build wrote: the manifest (also in manifest.json) and seconds per source (not in the manifest)."""
+
+    manifest: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def select(pairs: list[Pair], seed: int, max_rows: int | None, shuffle: bool, skips: Skips) -> tuple[list[Pair], int]:
+    """Drop identical and repeated (query, positive) pairs, then sample down to `max_rows` and shuffle.
+
+    Returns the kept pairs and how many `max_rows` dropped.
+    """
+    seen: dict[tuple[str, str], str] = {}
+    kept: list[Pair] = []
+    for pair in pairs:
+        key = (pair.query, pair.positive)
+        if pair.query == pair.positive:
+            skips.add("query equals positive", pair.where)
+        elif key in seen:
+            skips.add("duplicate (query, positive)", f"{pair.where} (first at {seen[key]})")
+        else:
+            seen[key] = pair.where
+            kept.append(pair)
+    rng = random.Random(seed)
+    dropped = 0
+    if max_rows is not None and len(kept) > max_rows:
+        dropped = len(kept) - max_rows
+        kept = [kept[i] for i in sorted(rng.sample(range(len(kept)), max_rows))]
+    if shuffle:
+        rng.shuffle(kept)
+    return kept, dropped
+
+
+def to_rows(name: str, pairs: list[Pair]) -> list[dict[str, Any]]:
+    """Pair-schema rows with ids `<name>-<n>`."""
+    return [
+        {
+            "id": f"{name}-{n}",
+            "query": p.query,
+            "positive": p.positive,
+            "negatives": list(p.negatives),
+            "task": p.task,
+            "query_lang": p.query_lang,
+            "doc_lang": p.doc_lang,
+            "source": name,
+            "instruction": p.instruction,
+        }
+        for n, p in enumerate(pairs)
+    ]
+
+
+def write_parquet(rows: list[dict[str, Any]], path: Path) -> str:
+    """Write rows with fixed settings (same bytes for the same rows) via a temp name; returns the sha256."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(rows_to_table(rows), tmp, compression="zstd", row_group_size=100_000, write_statistics=True)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    os.replace(tmp, path)
+    return digest
+
+
+def _file_info(path: Path) -> list[dict[str, Any]]:
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return [{"path": str(p), "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in files]
+
+
+def _counts(pairs: list[Pair]) -> dict[str, Any]:
+    def count(values: Any) -> dict[str, int]:
+        return dict(sorted(Counter(values).items()))
+
+    return {
+        "by_task": count(p.task for p in pairs),
+        "by_language_pair": count(f"{p.query_lang}->{p.doc_lang}" for p in pairs),
+        "with_negatives": sum(1 for p in pairs if p.negatives),
+    }
+
+
+def check_inputs(spec: PairsSpec) -> None:
+    """Every input of every source exists and lies outside the eval sets; one CorpusError listing all problems."""
+    problems = []
+    for src in spec.sources:
+        for raw in src.input_paths():
+            try:
+                input_file(spec, raw)
+            except CorpusError as err:
+                problems.append(f"source {src.name!r}: {err}")
+    if problems:
+        raise CorpusError(f"{len(problems)} input problem(s):\n  " + "\n  ".join(problems))
+
+
+def build_pairs(spec: PairsSpec, out: str | Path, log: Callable[[str], None] | None = None) -> PairsBuild:
+    """Read every source and write `<out>/<name>.parquet` + `<out>/manifest.json`; returns the manifest."""
+    out = Path(out)
+    check_inputs(spec)
+    out.mkdir(parents=True, exist_ok=True)
+    old = out / MANIFEST
+    if old.is_file():  # files an earlier build wrote must not outlive its manifest
+        try:
+            stale = [s.get("file", "") for s in json.loads(old.read_text()).get("sources", {}).values()]
+        except (json.JSONDecodeError, AttributeError):
+            stale = []
+        old.unlink()
+        for name in stale:
+            if name and (out / name).parent == out:
+                (out / name).unlink(missing_ok=True)
+    build = PairsBuild(manifest={})
+    sources: dict[str, Any] = {}
+    for src in spec.sources:
+        started = time.perf_counter()
+        skips = Skips()
+        candidates, paths = READERS[src.kind](src, spec, skips)
+        kept, dropped = select(candidates, src.seed, src.max_rows, src.shuffle, skips)
+        if not kept:
+            raise CorpusError(
+                f"source {src.name!r}: no pair left after skipping {dict(skips.counts)}; check the files and the spec"
+            )
+        file = f"{src.name}.parquet"
+        digest = write_parquet(to_rows(src.name, kept), out / file)
+        sources[src.name] = {
+            "kind": src.kind,
+            "file": file,
+            "sha256": digest,
+            "rows": len(kept),
+            "candidates": len(candidates),
+            "dropped_by_max_rows": dropped,
+            **_counts(kept),
+            "skipped_total": skips.total,
+            "skipped": skips.as_dict(),
+            "inputs": [info for p in paths for info in _file_info(p)],
+            "spec": src.model_dump(mode="json"),
+        }
+        build.seconds[src.name] = time.perf_counter() - started
+        if log is not None:
+            log(f"[pairs] {src.name}: {len(kept):,} rows ({skips.total:,} skipped) in {build.seconds[src.name]:.1f} s")
+    build.manifest = {
+        "generator": "rtrain.pairs",
+        "generator_version": GENERATOR_VERSION,
+        "root": str(spec.root_path()),
+        "total_rows": sum(s["rows"] for s in sources.values()),
+        "sources": sources,
+    }
+    tmp = out / f".{MANIFEST}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(build.manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, out / MANIFEST)
+    return build
