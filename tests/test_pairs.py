@@ -239,6 +239,29 @@ def test_same_spec_and_seed_give_identical_bytes(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "p.parquet").read_bytes() != (tmp_path / "c" / "p.parquet").read_bytes()
 
 
+@needs_shared
+def test_heldout_rows_share_no_text_with_training_rows_and_folders_skip_them(tmp_path: Path) -> None:
+    # 4 languages, all directions: each sentence is in 6 directions, so most left-out pairs share a text
+    tsv = {lang: f"ud_pud/{lang}.pud.tsv" for lang in ("en", "de", "fr", "ko")}
+    source = {"kind": "parallel", "name": "p", "tsv": tsv, "pairs": "all", "both_directions": True, "max_rows": 1500}
+    build(tmp_path, source, out="plain")
+    manifest = build(tmp_path, {**source, "heldout_rows": 50}, out="held")["sources"]["p"]
+    train, held = rows_of(tmp_path, "p", out="held"), rows_of(tmp_path, "p", out="held/_heldout")
+    assert len(held) == manifest["heldout"]["rows"] == 50 and len(train) == manifest["rows"] == 1500
+    assert not {t for r in held for t in (r["query"], r["positive"])} & {t for r in train for t in (r["query"], r["positive"])}
+    assert manifest["heldout"]["dropped_for_shared_text"] > 0
+    # the training rows do not depend on the held-out set
+    assert (tmp_path / "held" / "p.parquet").read_bytes() == (tmp_path / "plain" / "p.parquet").read_bytes()
+    # folder listings (training, mining) skip the _heldout folder
+    from rtrain.data.files import list_pair_files
+
+    assert list_pair_files([str(tmp_path / "held")]) == [tmp_path / "held" / "p.parquet"]
+    rebuilt = build(tmp_path, source, out="held")  # a rebuild without heldout_rows removes the old file
+    assert rebuilt["sources"]["p"].get("heldout") is None and not (tmp_path / "held/_heldout/p.parquet").exists()
+    with pytest.raises(CorpusError, match="no candidate is left for it.*lower max_rows"):
+        build(tmp_path, {**source, "max_rows": None, "heldout_rows": 5}, out="none")
+
+
 def test_eval_sets_are_refused(tmp_path: Path) -> None:
     flores = {"en": "sib200_flores_subset/eng_Latn/dev.tsv", "de": "sib200_flores_subset/deu_Latn/dev.tsv"}
     with pytest.raises(ConfigError) as err:

@@ -51,7 +51,11 @@ def test_tiny_quickstart_runs_then_skips_then_reruns_what_changed(
     suite = tmp_path / "suite.yaml"  # the eval stage also runs an eval suite over both models
     suite.write_text(json.dumps({"name": "s", "tasks": [
         {"kind": "retrieval_pairs", "name": "heldout_suite", "path": str(tmp_path / "w" / "synth" / "heldout.parquet")}]}))
-    data["stages"]["eval"]["suite"] = str(suite)
+    dev = tmp_path / "dev.yaml"  # a second suite (e.g. held-out training-role pairs): one folder per suite
+    dev.write_text(json.dumps({"name": "dev", "tasks": [
+        {"kind": "retrieval_pairs", "name": "dev_pairs", "path": str(tmp_path / "w" / "synth" / "heldout.parquet"),
+         "limit": 8}]}))
+    data["stages"]["eval"]["suite"] = [str(suite), str(dev)]
     cfg = resolve(PipelineConfig, data)
     first = run_pipeline(cfg)
     assert set(first) == {"synth", "train", "eval", "export"} and "skipped" not in first.values()
@@ -62,8 +66,9 @@ def test_tiny_quickstart_runs_then_skips_then_reruns_what_changed(
     if FLORES.is_dir():
         assert "flores_bitext" in results and (workdir / "eval" / "flores_bitext.png").is_file()
     assert "| **overall** |" in capsys.readouterr().out  # the summary table is printed
-    suite_results = list((workdir / "eval" / "suite").rglob("heldout_suite.json"))
+    suite_results = list((workdir / "eval" / "suite-s").rglob("heldout_suite.json"))
     assert len(suite_results) == 2, suite_results  # base and retrofitted
+    assert len(list((workdir / "eval" / "suite-dev").rglob("dev_pairs.json"))) == 2
     assert (workdir / "model" / "modules.json").is_file() and (workdir / "model" / "README.md").is_file()
 
     assert set(run_pipeline(cfg).values()) == {"skipped"}
@@ -98,6 +103,12 @@ def test_force_partial_and_foreign_outputs(tmp_path: Path, tiny_model: Path) -> 
     other_name = dict(data, name="another")
     with pytest.raises(StageError, match="belongs to pipeline 'tiny-quickstart'"):
         run_pipeline(resolve(PipelineConfig, other_name))
+
+    full = resolve(PipelineConfig, tiny_pipeline(tiny_model, tmp_path / "w"))  # --until: the data stages only
+    assert run_pipeline(full, until="synth") == {"synth": "skipped"}
+    with pytest.raises(ConfigError, match="--until 'mine': not a stage of pipeline 'tiny-quickstart'; its stages: "
+                       "synth, train, eval, export"):
+        run_pipeline(full, until="mine")
 
 
 def test_bad_pipeline_files_name_the_key(tmp_path: Path, tiny_model: Path) -> None:

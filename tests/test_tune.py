@@ -175,6 +175,45 @@ def test_variants_and_cli_overrides(tmp_path: Path) -> None:
         load_study(data, overrides=["search_space.lora.r.grid=[4]"], cwd=tmp_path)
 
 
+def test_a_pipeline_as_base_job_trains_on_its_workdir_files(tmp_path: Path) -> None:
+    job = base_job(tmp_path, data={"train_files": [], "sources": [
+        {"name": "synth", "files": ["synth/train.parquet"], "weight": 1}, {"name": "mined", "files": ["mined"], "weight": 2}]})
+    job = {k: v for k, v in job.items() if k not in ("output", "name")}
+    job["data"].pop("train_files")
+    pipeline = tmp_path / "recipe.yaml"
+    pipeline.write_text(yaml.safe_dump({"name": "recipe", "workdir": str(tmp_path / "w"), "stages": {"train": {"job": job}}}))
+    study = load_study(study_dict(tmp_path, base_job=str(pipeline)), cwd=tmp_path)
+    trial = study.job({"train.learning_rate": 1e-3, "loss.negatives_per_query": 1})
+    assert [(s.name, s.files, s.weight) for s in trial.data.sources] == [
+        ("synth", [str(tmp_path / "w" / "synth" / "train.parquet")], 1.0), ("mined", [str(tmp_path / "w" / "mined")], 2.0)]
+    assert trial.name == "recipe" and trial.train.learning_rate == 1e-3
+    pipeline.write_text(yaml.safe_dump({"name": "recipe", "workdir": "w", "stages": {"train": {"job": job, "bogus": 1}}}))
+    assert "bogus" in problems(tmp_path, base_job=str(pipeline))
+
+
+def test_trial_jobs_carry_absolute_paths_into_the_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a trial's Train worker runs in another folder: every relative path must be absolute, the suite's too
+    from rtrain.eval.suite import load_suite
+    from rtrain.tune.trial import absolute_paths
+
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "dev.yaml").write_text(yaml.safe_dump({"name": "dev", "data_root": "shared", "tasks": [
+        {"kind": "retrieval_pairs", "path": "held/a.parquet"},
+        {"kind": "retrieval_pairs", "name": "b", "path": "/abs/b.parquet"},
+        {"kind": "parallel", "pairs": [{"name": "de-en", "src": "p/de.txt", "tgt": "p/en.txt"}]}]}))
+    job = base_job(tmp_path)
+    job["data"]["train_files"] = ["pairs.jsonl"]
+    job["eval"] = {"suite": "suites/dev.yaml", "overrides": ["tasks.1.limit=5"]}
+    study = load_study(study_dict(tmp_path, base_job=job), cwd=tmp_path)
+    monkeypatch.chdir(tmp_path / "suites")  # somewhere else, as a trial worker is
+    cfg = absolute_paths(study.job({"train.learning_rate": 1e-3, "loss.negatives_per_query": 1}), tmp_path)
+    suite = load_suite(cfg.eval.suite, cfg.eval.overrides)
+    assert cfg.data.train_files == [str(tmp_path / "pairs.jsonl")] and cfg.eval.suite == str(tmp_path / "suites/dev.yaml")
+    assert suite.data_root == str(tmp_path / "shared") and suite.tasks[0].path == str(tmp_path / "held/a.parquet")
+    assert suite.tasks[1].path == "/abs/b.parquet" and suite.tasks[1].limit == 5
+    assert (suite.tasks[2].pairs[0].src, suite.tasks[2].pairs[0].tgt) == (str(tmp_path / "p/de.txt"), str(tmp_path / "p/en.txt"))
+
+
 def test_shipped_studies_validate_with_every_variant() -> None:
     files = sorted((ROOT / "tuning").glob("*.yaml"))
     names = {p.name for p in files}

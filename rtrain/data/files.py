@@ -50,14 +50,23 @@ def file_format(path: Path) -> str:
     return fmt
 
 
+def pair_files_in(folder: Path) -> list[Path]:
+    """The .parquet/.jsonl files under `folder`, sorted; a stage's manifest.json next to its pairs is not
+    data and, as in Arrow and Spark datasets, nothing under a name starting with "_" or "." is (e.g. _heldout/)."""
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.suffix.lower() in FOLDER_SUFFIXES and p.is_file()
+        and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
+    )
+
+
 def list_pair_files(paths: list[str]) -> list[Path]:
     """Files named directly, plus the Parquet/JSONL files inside named folders, sorted."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            # in folders only .parquet/.jsonl: a stage's manifest.json next to its pairs is not data
-            inside = sorted(p for p in path.rglob("*") if p.suffix.lower() in FOLDER_SUFFIXES and p.is_file())
+            inside = pair_files_in(path)
             if not inside:
                 raise PairDataError(f"{path}: folder holds no .parquet/.jsonl files; check data.train_files")
             found.extend(inside)

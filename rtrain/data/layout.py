@@ -22,6 +22,7 @@ from rtrain.config.load import ConfigError
 from rtrain.config.schema import JobConfig
 from rtrain.data.mix import Pool, configured_sources, epoch_sizes, load_pool, sample_epoch
 
+MIX_DIR = "data"  # under the run dir: the planned per-rank streams and the mix manifest
 MANIFEST = "manifest.json"
 
 

@@ -21,6 +21,8 @@ A task is one mapping with a ``kind`` and the keys that kind accepts::
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -128,6 +130,17 @@ class SuiteConfig(_Strict):
     data_root: str | None = Field(None, description="Folder of the shared eval sets; default $RTRAIN_EVAL_DATA "
                                   "or <repo>/../shared/data.")
     tasks: list[TaskSpec] = Field(min_length=1)
+
+    def path_overrides(self, cwd: Path) -> list[str]:
+        """Overrides that make every relative path of the suite absolute against `cwd` (for a process that
+        loads the suite elsewhere, e.g. a Ray Train worker of a Tune trial)."""
+        found = [("data_root", self.data_root)]
+        for i, task in enumerate(self.tasks):
+            found += [(f"tasks.{i}.root", task.root), (f"tasks.{i}.path", task.path)]
+            for j, pair in enumerate(task.pairs or []):
+                found += [(f"tasks.{i}.pairs.{j}.{key}", getattr(pair, key)) for key in ("src", "tgt", "tsv")]
+        return [f"{key}={json.dumps(str(cwd / value))}" for key, value in found
+                if value is not None and not Path(value).expanduser().is_absolute()]
 
     @model_validator(mode="after")
     def _check(self) -> SuiteConfig:

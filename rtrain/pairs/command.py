@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _heldout_cell(heldout: dict | None) -> str:
+    """'rows (-dropped)': held-out rows and the training candidates dropped for sharing their texts."""
+    return f"{heldout['rows']:,} (-{heldout['dropped_for_shared_text']:,})" if heldout else "-"
+
+
 def print_summary(build: PairsBuild, out: Path, wall: float) -> None:
     """Two rich tables: rows per source (the task and language pairs are in the manifest), then every
     skip reason with its count and first place."""
@@ -36,13 +41,14 @@ def print_summary(build: PairsBuild, out: Path, wall: float) -> None:
 
     sources = build.manifest["sources"]
     table = Table(title=f"rtrain pairs -> {out}")
-    for name in ("source", "kind", "rows", "lang pairs", "skipped", "> max_rows", "s"):
+    for name in ("source", "kind", "rows", "lang pairs", "skipped", "> max_rows", "held out", "s"):
         text = name in ("source", "kind")
         table.add_column(name, justify="left" if text else "right", no_wrap=name != "kind", overflow="fold")
     for name, info in sources.items():
         table.add_row(
             name, info["kind"], f"{info['rows']:,}", str(len(info["by_language_pair"])),
-            f"{info['skipped_total']:,}", f"{info['dropped_by_max_rows']:,}", f"{build.seconds.get(name, 0.0):.1f}",
+            f"{info['skipped_total']:,}", f"{info['dropped_by_max_rows']:,}", _heldout_cell(info.get("heldout")),
+            f"{build.seconds.get(name, 0.0):.1f}",
         )
     console = Console()
     console.print(table)

@@ -15,10 +15,11 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rtrain.data.files import FOLDER_SUFFIXES as SUFFIXES
+from rtrain.data.files import pair_files_in
 from rtrain.pairs.spec import MAPPABLE, HFDatasetSource, MappedSource, PairFilesSource, PairsSpec
 from rtrain.pairs.textio import CorpusError, Pair, Skips, input_file, read_lines
 
-SUFFIXES = (".jsonl", ".parquet")
 BATCH = 4096
 
 
@@ -79,7 +80,7 @@ def _list_files(src: PairFilesSource, spec: PairsSpec) -> list[Path]:
     for raw in src.files:
         path = input_file(spec, raw, "file or folder")
         if path.is_dir():
-            inside = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+            inside = pair_files_in(path)
             if not inside:
                 raise CorpusError(f"{path}: folder holds no {'/'.join(SUFFIXES)} files; fix files")
             files.extend(inside)

@@ -83,6 +83,11 @@ class SourceBase(StrictModel):
     name: str = Field(pattern=NAME_PATTERN, description="The rows' `source` field and the output file <name>.parquet.")
     task: str = Field("retrieval", min_length=1, description="The rows' `task` (each kind has its own default).")
     max_rows: int | None = Field(None, ge=1, description="Keep a seeded random sample of at most this many rows.")
+    heldout_rows: int = Field(
+        0, ge=0,
+        description="Also write up to this many rows to _heldout/<name>.parquet for model selection, drawn from "
+        "the candidates max_rows leaves out that share no query or positive text with a training row.",
+    )
     seed: int = Field(0, description="Seeds sampling, shuffling and the self-supervised choices.")
     shuffle: bool = Field(True, description="Write the rows in a seeded random order (else reading order).")
 

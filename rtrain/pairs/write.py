@@ -1,6 +1,9 @@
 """Build every source of a spec: read, drop identical and duplicate pairs, sample, shuffle, write.
 
-Output in `out`: `<source name>.parquet` (the pair schema, ids `<source>-<n>`) per source and
+Output in `out`: `<source name>.parquet` (the pair schema, ids `<source>-<n>`) per source,
+`_heldout/<source name>.parquet` for sources with `heldout_rows` (rows for model selection from what
+`max_rows` left out, sharing no text with the training rows; folder listings of training files skip
+`_` folders), and
 `manifest.json` (per source: rows by task and language pair, skipped counts with reasons and
 examples, the input files with sizes and mtimes, the source's spec). The same spec, seed and inputs
 give byte-identical files: nothing time-dependent goes into them. The old manifest is removed first
@@ -31,6 +34,7 @@ from rtrain.pairs.textio import CorpusError, Pair, Skips, input_file
 
 GENERATOR_VERSION = "1.0.0"
 MANIFEST = "manifest.json"
+HELDOUT_DIR = "_heldout"  # underscore: folder listings of training files skip it (as Arrow and Spark do)
 Reader = Callable[[Any, PairsSpec, Skips], tuple[list[Pair], list[Path]]]
 READERS: dict[str, Reader] = {
     "parallel": read_parallel,
@@ -49,10 +53,24 @@ class PairsBuild:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def select(pairs: list[Pair], seed: int, max_rows: int | None, shuffle: bool, skips: Skips) -> tuple[list[Pair], int]:
-    """Drop identical and repeated (query, positive) pairs, then sample down to `max_rows` and shuffle.
+@dataclass
+class Selection:
+    """The rows a source keeps for training and for model selection, and what each cut dropped."""
 
-    Returns the kept pairs and how many `max_rows` dropped.
+    train: list[Pair]
+    heldout: list[Pair]
+    dropped_by_max_rows: int = 0
+    dropped_for_heldout: int = 0  # left-out candidates sharing a query or positive text with a training row
+
+
+def select(pairs: list[Pair], seed: int, max_rows: int | None, shuffle: bool, skips: Skips,
+           heldout_rows: int = 0) -> Selection:
+    """Drop identical and repeated (query, positive) pairs, sample down to `max_rows`, set up to
+    `heldout_rows` aside, and shuffle.
+
+    Held-out rows come from the candidates the `max_rows` sample left out, minus every one that shares
+    a query or positive text with a training row: a model selected on them has never seen their texts,
+    and the training rows are the same with or without a held-out set.
     """
     seen: dict[tuple[str, str], str] = {}
     kept: list[Pair] = []
@@ -66,13 +84,21 @@ def select(pairs: list[Pair], seed: int, max_rows: int | None, shuffle: bool, sk
             seen[key] = pair.where
             kept.append(pair)
     rng = random.Random(seed)
-    dropped = 0
+    out = Selection(train=kept, heldout=[])
     if max_rows is not None and len(kept) > max_rows:
-        dropped = len(kept) - max_rows
-        kept = [kept[i] for i in sorted(rng.sample(range(len(kept)), max_rows))]
+        out.dropped_by_max_rows = len(kept) - max_rows
+        chosen = sorted(rng.sample(range(len(kept)), max_rows))
+        out.train = [kept[i] for i in chosen]
+        if heldout_rows:
+            texts = {text for p in out.train for text in (p.query, p.positive)}
+            chosen_set = set(chosen)
+            left = [p for i, p in enumerate(kept) if i not in chosen_set]
+            unseen = [p for p in left if p.query not in texts and p.positive not in texts]
+            out.dropped_for_heldout = len(left) - len(unseen)
+            out.heldout = random.Random(seed + 1).sample(unseen, min(heldout_rows, len(unseen)))
     if shuffle:
-        rng.shuffle(kept)
-    return kept, dropped
+        rng.shuffle(out.train)
+    return out
 
 
 def to_rows(name: str, pairs: list[Pair]) -> list[dict[str, Any]]:
@@ -139,12 +165,13 @@ def build_pairs(spec: PairsSpec, out: str | Path, log: Callable[[str], None] | N
     old = out / MANIFEST
     if old.is_file():  # files an earlier build wrote must not outlive its manifest
         try:
-            stale = [s.get("file", "") for s in json.loads(old.read_text()).get("sources", {}).values()]
+            stale = [f for s in json.loads(old.read_text()).get("sources", {}).values()
+                     for f in (s.get("file", ""), (s.get("heldout") or {}).get("file", ""))]
         except (json.JSONDecodeError, AttributeError):
             stale = []
         old.unlink()
         for name in stale:
-            if name and (out / name).parent == out:
+            if name and (out / name).parent in (out, out / HELDOUT_DIR):
                 (out / name).unlink(missing_ok=True)
     build = PairsBuild(manifest={})
     sources: dict[str, Any] = {}
@@ -152,20 +179,35 @@ def build_pairs(spec: PairsSpec, out: str | Path, log: Callable[[str], None] | N
         started = time.perf_counter()
         skips = Skips()
         candidates, paths = READERS[src.kind](src, spec, skips)
-        kept, dropped = select(candidates, src.seed, src.max_rows, src.shuffle, skips)
+        chosen = select(candidates, src.seed, src.max_rows, src.shuffle, skips, src.heldout_rows)
+        kept = chosen.train
+        if src.heldout_rows and not chosen.heldout:
+            raise CorpusError(
+                f"source {src.name!r}: heldout_rows={src.heldout_rows} but no candidate is left for it: held-out rows "
+                f"come from what max_rows leaves out ({len(kept):,} kept of {len(kept) + chosen.dropped_by_max_rows:,}, "
+                f"{chosen.dropped_for_heldout:,} of the rest share a text with them); lower max_rows"
+            )
         if not kept:
             raise CorpusError(
                 f"source {src.name!r}: no pair left after skipping {dict(skips.counts)}; check the files and the spec"
             )
         file = f"{src.name}.parquet"
         digest = write_parquet(to_rows(src.name, kept), out / file)
+        heldout: dict[str, Any] = {}
+        if chosen.heldout:
+            (out / HELDOUT_DIR).mkdir(exist_ok=True)
+            held_file = f"{HELDOUT_DIR}/{src.name}.parquet"
+            heldout = {"heldout": {"file": held_file, "rows": len(chosen.heldout), "requested": src.heldout_rows,
+                                   "sha256": write_parquet(to_rows(f"{src.name}-heldout", chosen.heldout), out / held_file),
+                                   "dropped_for_shared_text": chosen.dropped_for_heldout, **_counts(chosen.heldout)}}
         sources[src.name] = {
             "kind": src.kind,
             "file": file,
             "sha256": digest,
             "rows": len(kept),
             "candidates": len(candidates),
-            "dropped_by_max_rows": dropped,
+            "dropped_by_max_rows": chosen.dropped_by_max_rows,
+            **heldout,
             **_counts(kept),
             "skipped_total": skips.total,
             "skipped": skips.as_dict(),

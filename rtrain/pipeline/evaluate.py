@@ -41,7 +41,8 @@ def run_eval(
     stage: EvalStage, heldout: Path | None, run_dir: Path, output: Path, base_job: JobConfig | None
 ) -> dict[str, Any]:
     """Score each model with each evaluator (results.json, summary.md, a bar chart per task) and with
-    the stage's eval suite (under `<output>/suite`, as `rtrain eval` writes it)."""
+    the stage's eval suites (under `<output>/suite`, or `<output>/suite-<name>` each when there are several,
+    as `rtrain eval` writes them)."""
     models: dict[str, Any] = {}
     if stage.compare_base:
         if base_job is None:
@@ -62,11 +63,13 @@ def run_eval(
             metric = evaluators[task].primary_metric
             sections.append(f"## {task} ({metric})\n\n{format_table(by_model, metric=metric)}\n")
             bar_chart(by_model, metric, output / f"{task}.png", title=f"{task}: {metric}")
-    if stage.suite is not None:
+    if stage.suites:
         from rtrain.eval.suite import load_suite, run_suite
 
-        suite_out = run_suite(load_suite(stage.suite, stage.suite_overrides), models, output / "suite")
-        sections.append(suite_out["summary"])
+        for n, path in enumerate(stage.suites):
+            suite = load_suite(path, stage.suite_overrides if n == 0 else [])
+            folder = output / ("suite" if len(stage.suites) == 1 else f"suite-{suite.name}")
+            sections.append(run_suite(suite, models, folder)["summary"])
     summary = "\n".join(sections)
     (output / SUMMARY).write_text(summary)
     print(summary)

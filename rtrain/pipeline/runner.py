@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
-from rtrain.config.load import resolve_job
+from rtrain.config.load import ConfigError, resolve_job
 from rtrain.config.schema import JobConfig
 from rtrain.pipeline import cache
 from rtrain.pipeline.evaluate import run_eval
@@ -31,14 +31,8 @@ ORDER = ("synth", "pairs", "mine", "train", "eval", "export")
 def train_job(cfg: PipelineConfig, stage: TrainStage) -> JobConfig:
     """The stage's job with its data and output set from the stage's inputs and output folder."""
     workdir = Path(cfg.workdir).resolve()
-    job = {"name": cfg.name, **stage.job}
-    data = dict(job.get("data") or {})
-    if data.get("sources"):  # source files are relative to the workdir
-        data["sources"] = [{**s, "files": [str(workdir / f) for f in s.get("files") or []]} for s in data["sources"]]
-    else:
-        data["train_files"] = [str(workdir / i) for i in stage.inputs or []]
     return resolve_job(
-        {**job, "data": data},
+        stage.job_mapping(cfg.name, workdir),
         {"output.storage_path": str(workdir), "output.name": stage.output, "output.export": False},
         where="stages.train.job",
     )
@@ -99,8 +93,12 @@ def stage_inputs(stage: BaseModel, workdir: Path) -> list[Path]:
     return [workdir / i for i in [*(getattr(stage, "inputs", None) or []), *corpus]]
 
 
-def run_pipeline(cfg: PipelineConfig, force: bool = False) -> dict[str, Any]:
-    """Run (or skip) each configured stage in order; returns each stage's result or 'skipped'."""
+def run_pipeline(cfg: PipelineConfig, force: bool = False, until: str | None = None) -> dict[str, Any]:
+    """Run (or skip) each configured stage in order, up to and including `until` (default: all);
+    returns each stage's result or 'skipped'."""
+    configured = [name for name in ORDER if getattr(cfg.stages, name) is not None]
+    if until is not None and until not in configured:
+        raise ConfigError(f"--until {until!r}: not a stage of pipeline {cfg.name!r}; its stages: {', '.join(configured)}")
     if cfg.stages.train is not None:
         train_job(cfg, cfg.stages.train)  # a bad job fails now, not after the stages before it
     workdir = Path(cfg.workdir).resolve()
@@ -118,13 +116,14 @@ def run_pipeline(cfg: PipelineConfig, force: bool = False) -> dict[str, Any]:
         if not force and cache.is_done(workdir, name, cfg.name, print_, output):
             log.info(f"[{name}] up to date, skipped ({output})")
             results[name] = "skipped"
-            producers[stage.output] = print_
-            continue
-        log.info(f"[{name}] running -> {output}")
-        cache.start(workdir, name, cfg.name, output)
-        started = time.perf_counter()
-        results[name] = RUNNERS[name](cfg, stage, output)
-        cache.finish(workdir, name, cfg.name, print_)
+        else:
+            log.info(f"[{name}] running -> {output}")
+            cache.start(workdir, name, cfg.name, output)
+            started = time.perf_counter()
+            results[name] = RUNNERS[name](cfg, stage, output)
+            cache.finish(workdir, name, cfg.name, print_)
+            log.info(f"[{name}] done in {time.perf_counter() - started:.0f} s")
         producers[stage.output] = print_
-        log.info(f"[{name}] done in {time.perf_counter() - started:.0f} s")
+        if name == until:
+            break
     return results

@@ -103,6 +103,16 @@ class TrainStage(_Section):
             self.inputs = files if sources else ["synth/train.parquet"]
         return self
 
+    def job_mapping(self, name: str, workdir: Path) -> dict[str, Any]:
+        """The job named `name` with its data files made absolute under `workdir` (without `output`)."""
+        job = {"name": name, **self.job}
+        data = dict(job.get("data") or {})
+        if data.get("sources"):  # source files are relative to the workdir
+            data["sources"] = [{**s, "files": [str(workdir / f) for f in s.get("files") or []]} for s in data["sources"]]
+        else:
+            data["train_files"] = [str(workdir / i) for i in self.inputs or []]
+        return {**job, "data": data}
+
 
 class FloresEval(_Section):
     """FLORES bitext mining (X -> English) from the shared sib200 subset, when that folder exists."""
@@ -123,18 +133,27 @@ class EvalStage(_Section):
     output: str = "eval"
     compare_base: bool = True
     flores: FloresEval | None = None
-    suite: str | None = Field(None, description="An eval suite YAML (see `rtrain eval`), e.g. jobs/suites/readme.yaml.")
-    suite_overrides: list[str] = Field(default_factory=list, description="Suite overrides, e.g. ['tasks.1.limit=50'].")
+    suite: str | list[str] | None = Field(
+        None, description="An eval suite YAML (see `rtrain eval`), e.g. jobs/suites/readme.yaml, or a list of them "
+        "(e.g. a dev suite on held-out training-role data, then the eval suite)."
+    )
+    suite_overrides: list[str] = Field(
+        default_factory=list, description="Overrides of the (first) suite, e.g. ['tasks.1.limit=50']."
+    )
     batch_size: int = Field(64, ge=1)
 
     @model_validator(mode="after")
     def _something_to_evaluate(self) -> EvalStage:
-        if len(self.inputs) == 1 and (self.suite is None or self.flores is not None):
+        if len(self.inputs) == 1 and (not self.suite or self.flores is not None):
             raise ValueError(
                 "stages.eval: with one input (the train run) set `suite` and drop `flores`; "
                 "held-out retrieval and FLORES need inputs [heldout pairs, train run]"
             )
         return self
+
+    @property
+    def suites(self) -> list[str]:
+        return [self.suite] if isinstance(self.suite, str) else list(self.suite or [])
 
 
 class ExportStage(_Section):

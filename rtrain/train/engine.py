@@ -67,8 +67,11 @@ class TorchEngine:
         self.raw = module
         distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
         self.module = torch.nn.parallel.DistributedDataParallel(module) if distributed else module
+        # fused: one kernel over all parameters (CPU and CUDA); the default on CPU loops over them one by
+        # one, ~5x slower for MiniLM's 22M parameters (benchmarks/RESULTS.md, train_throughput)
         self.optimizer = torch.optim.AdamW(
-            trainable_parameters(module), lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay
+            trainable_parameters(module), lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay,
+            fused=self.device.type in ("cpu", "cuda"),
         )
         warmup = int(cfg.train.warmup_ratio * total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -11,7 +11,7 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ import torch.distributed as dist
 
 from rtrain.config.schema import JobConfig
 from rtrain.data.dataset import dataset_name
-from rtrain.data.layout import MANIFEST
 from rtrain.data.tokenize import PairCollator, count_tokens
 from rtrain.models.encoder import build_encoder
 from rtrain.train.checkpoint import load_trainer_state, save_checkpoint
@@ -31,7 +30,6 @@ from rtrain.train.wandb_log import WandbLogger
 
 log = logging.getLogger("rtrain.train")
 
-MIX_DIR = "data"  # under the run dir: the planned per-rank streams and the mix manifest
 LOG_FILE = "train_log.jsonl"  # one line of metrics per log step, written by rank 0 into the run dir
 CRASH_ENV = "RTRAIN_TEST_CRASH_AT_STEP"  # test hook: raise once at this step (marker file in the run dir)
 
@@ -45,6 +43,7 @@ class TrainPlan:
     run_dir: str
     rows: int  # pairs per epoch
     groups: list[str]  # tasks (or sources) behind each batch's `group` ids
+    data_mix: dict[str, Any] = field(default_factory=dict)  # the mix manifest (rank 0 logs it to W&B)
     crash_at_step: int | None = None  # test hook, from $RTRAIN_TEST_CRASH_AT_STEP on the driver
 
 
@@ -127,7 +126,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         evaluator = SuiteEvaluator(cfg.eval, plan.run_dir)
     eval_every = (cfg.eval.every_steps or cfg.train.checkpoint_every_steps) if cfg.eval else None
     if wandb.run is not None:  # rank 0: the realised mix (rows by source, task, language) with the run's config
-        wandb.config({"data_mix": json.loads((Path(plan.run_dir) / MIX_DIR / MANIFEST).read_text())})
+        wandb.config({"data_mix": plan.data_mix})
     batches = iter(
         ray.train.get_dataset_shard(dataset_name(rank)).iter_torch_batches(
             batch_size=cfg.train.batch_size_per_worker,

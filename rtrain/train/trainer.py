@@ -15,10 +15,10 @@ from ray.train.torch import TorchTrainer
 from rtrain.config.load import ConfigError, dump_yaml, resolve_job
 from rtrain.config.schema import JobConfig
 from rtrain.data.dataset import build_rank_datasets
-from rtrain.data.layout import MixPlan, mix_summary, plan_mix
+from rtrain.data.layout import MIX_DIR, MixPlan, mix_summary, plan_mix
 from rtrain.models.loading import resolve_model_path
 from rtrain.train.checkpoint import SCORE, best_checkpoint
-from rtrain.train.loop import CRASH_ENV, MIX_DIR, TrainPlan, train_loop_per_worker
+from rtrain.train.loop import CRASH_ENV, TrainPlan, train_loop_per_worker
 
 log = logging.getLogger("rtrain")
 
@@ -43,6 +43,7 @@ def plan_training(cfg: JobConfig, run_dir: Path) -> tuple[TrainPlan, MixPlan]:
         run_dir=str(run_dir),
         rows=mix.rows_per_epoch,
         groups=mix.groups,
+        data_mix=mix.manifest,
         crash_at_step=int(crash) if crash else None,
     )
     return plan, mix

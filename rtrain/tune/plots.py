@@ -37,6 +37,14 @@ def axis_order(values: list[Any]) -> list[Any]:
     return numbers + texts + ([None] if None in unique else [])
 
 
+def short_label(text: str, width: int = 28) -> str:
+    """A category label for an axis: bundle parts without their section ('loss.temperature=0.1' ->
+    'temperature=0.1'), cut to `width` characters."""
+    parts = [part.split(".", 1)[1] if "." in part.split("=", 1)[0] else part for part in text.split(",")]
+    joined = ",".join(parts)
+    return joined if len(joined) <= width else joined[: width - 3] + "..."
+
+
 def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
@@ -46,16 +54,15 @@ def plot_knob(table: pd.DataFrame, key: str, column: str, title: str, out: Path,
     ok = table[(table["status"] != "failed") & table[column].notna()]
     values = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in ok[key]]
     numeric = all(is_number(v) for v in values)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    order = [] if numeric else axis_order(values)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(order)), 4.5 if order else 4))
     if numeric:
         xs = [float(v) for v in values]
     else:
-        order = axis_order(values)
         position = {("none" if v is None else str(v)): i for i, v in enumerate(order)}
         xs = [position["none" if v is None else str(v)] for v in values]
         ax.set_xticks(range(len(order)))
-        labels = ["none" if v is None else str(v) for v in order]
-        ax.set_xticklabels([label if len(label) <= 24 else label[:21] + "..." for label in labels], rotation=20, ha="right")
+        ax.set_xticklabels([short_label("none" if v is None else str(v)) for v in order], rotation=30, ha="right")
     ys = list(ok[column])
     done = [s == "completed" for s in ok["status"]]
     ax.scatter([x for x, d in zip(xs, done) if d], [y for y, d in zip(ys, done) if d], color="tab:blue", label="completed")
@@ -63,8 +70,10 @@ def plot_knob(table: pd.DataFrame, key: str, column: str, title: str, out: Path,
         ax.scatter([x for x, d in zip(xs, done) if not d], [y for y, d in zip(ys, done) if not d],
                    facecolors="none", edgecolors="tab:orange", label="stopped early")
     means = pd.DataFrame({"x": xs, "y": ys}).groupby("x")["y"].mean().sort_index()
-    if len(means) > 1:
+    if len(means) > 1 and numeric:  # a line only where the values have an order
         ax.plot(means.index, means.values, color="tab:blue", alpha=0.5, label="mean per value")
+    elif len(means) < len(xs):  # categories with repeats (seeds): a bar at each mean
+        ax.scatter(means.index, means.values, marker="_", s=400, color="tab:blue", alpha=0.6, label="mean per value")
     if numeric and log_x and min(xs) > 0:
         ax.set_xscale("log")
     ax.set_xlabel(key)

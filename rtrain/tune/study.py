@@ -18,7 +18,15 @@ from typing import Any, Mapping, Sequence
 
 from pydantic import ValidationError
 
-from rtrain.config.load import ConfigError, apply_overrides, format_validation_error, load_yaml, parse_override, resolve_job
+from rtrain.config.load import (
+    ConfigError,
+    apply_overrides,
+    format_validation_error,
+    load_yaml,
+    parse_override,
+    resolve,
+    resolve_job,
+)
 from rtrain.config.schema import JobConfig
 from rtrain.train.checkpoint import SCORE
 from rtrain.tune.schema import StudyConfig
@@ -117,11 +125,13 @@ def load_base_job(ref: str | Mapping[str, Any], study_file: Path | None) -> tupl
     if path is None:
         raise ConfigError(f"base_job {ref!r} not found (looked at {', '.join(str(p) for p in tried)})")
     data = load_yaml(path)
-    if "stages" in data:
-        train = (data.get("stages") or {}).get("train")
-        if not isinstance(train, Mapping) or not isinstance(train.get("job"), Mapping):
-            raise ConfigError(f"base_job {path} is a pipeline without stages.train.job: point at a training job")
-        return {"name": data.get("name", "rtrain"), **copy.deepcopy(dict(train["job"]))}, str(path)
+    if "stages" in data:  # the pipeline's train job, its data files under the pipeline's workdir
+        from rtrain.pipeline.schema import PipelineConfig
+
+        pipeline = resolve(PipelineConfig, data, where=str(path))
+        if pipeline.stages.train is None:
+            raise ConfigError(f"base_job {path} is a pipeline without stages.train: point at a training job")
+        return pipeline.stages.train.job_mapping(pipeline.name, Path(pipeline.workdir).resolve()), str(path)
     return data, str(path)
 
 

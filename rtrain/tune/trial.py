@@ -90,7 +90,7 @@ def trial_job(ctx: TrialContext, sampled: Mapping[str, Any], trial_id: str) -> J
 
 
 def absolute_paths(cfg: JobConfig, cwd: Path) -> JobConfig:
-    """Relative data, eval-suite and model paths made absolute against the study's working directory.
+    """Relative data, eval-suite (and its tasks') and model paths made absolute against the study's working directory.
 
     Tune runs each trial in its own folder and Ray Train moves workers to theirs, so a path that is
     relative where `rtrain tune` was started would point elsewhere inside a trial.
@@ -102,8 +102,12 @@ def absolute_paths(cfg: JobConfig, cwd: Path) -> JobConfig:
     updates: dict[str, Any] = {"data.train_files": [fix(p) for p in cfg.data.train_files]}
     for i, source in enumerate(cfg.data.sources):
         updates[f"data.sources.{i}.files"] = [fix(p) for p in source.files]
-    if cfg.eval is not None:
+    if cfg.eval is not None:  # the suite file, and the relative paths inside it
+        from rtrain.eval.suite import load_suite
+
         updates["eval.suite"] = fix(cfg.eval.suite)
+        suite = load_suite(updates["eval.suite"], cfg.eval.overrides)
+        updates["eval.overrides"] = [*cfg.eval.overrides, *suite.path_overrides(cwd)]
     model = cfg.model.name_or_path
     if not model.startswith("pkg://") and (cwd / model).exists():
         updates["model.name_or_path"] = fix(model)
