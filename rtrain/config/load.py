@@ -111,6 +111,13 @@ def format_validation_error(err: ValidationError, schema: type[BaseModel], where
     return "\n".join(lines)
 
 
+def read_source(source: str | Path | Mapping[str, Any], name: str) -> tuple[dict[str, Any], str]:
+    """A config's data (a YAML file read, or a copy of a mapping) and how messages name it (the path, or `name`)."""
+    if isinstance(source, (str, Path)):
+        return load_yaml(source), str(source)
+    return copy.deepcopy(dict(source)), name
+
+
 def resolve(
     schema: type[M],
     source: str | Path | Mapping[str, Any],
@@ -121,8 +128,8 @@ def resolve(
 
     `where` names the source in messages (default: the file path, or 'config' for a mapping).
     """
-    where = where or (str(source) if isinstance(source, (str, Path)) else "config")
-    data = load_yaml(source) if isinstance(source, (str, Path)) else copy.deepcopy(dict(source))
+    data, named = read_source(source, "config")
+    where = where or named
     data = apply_overrides(data, overrides)
     try:
         return schema.model_validate(data)

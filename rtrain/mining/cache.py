@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -123,3 +123,40 @@ def iter_blocks(n: int, size: int) -> Iterator[slice]:
     """Consecutive slices of ``range(n)`` of at most `size` items."""
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))
+
+
+
+class RowSource(Protocol):
+    """Float32 rows addressable by position: a cache view, or any vector source of the search stage."""
+
+    @property
+    def dim(self) -> int | None: ...
+
+    def take(self, idx: np.ndarray) -> np.ndarray: ...
+
+
+class SubsetSource:
+    """Rows `members` of another source, renumbered 0..len(members)-1: a text list's embeddings in a
+    cache view (members = the texts' positions), or one language's share of a pool."""
+
+    def __init__(self, inner: RowSource, members: np.ndarray) -> None:
+        self.inner = inner
+        self.members = np.asarray(members, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    @property
+    def dim(self) -> int:
+        if self.inner.dim is None:
+            raise ValueError("no embeddings: the text list was empty")
+        return self.inner.dim
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        """Rows `idx` of the subset, ``(len(idx), dim)`` float32."""
+        return self.inner.take(self.members[np.asarray(idx, dtype=np.int64)])
+
+    def chunks(self, size: int) -> Iterator[np.ndarray]:
+        """The whole subset in order, ``size`` rows at a time (each ``(<=size, dim)``)."""
+        for block in iter_blocks(len(self), size):
+            yield self.inner.take(self.members[block])

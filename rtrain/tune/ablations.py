@@ -7,7 +7,6 @@ that was interrupted; then `rtrain.tune.report` writes the report.
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from pydantic import ValidationError
 
-from rtrain.config.load import ConfigError, format_validation_error, load_yaml
+from rtrain.config.load import ConfigError, format_validation_error, load_yaml, read_source
 from rtrain.tune.results import StudyOutcome
 from rtrain.tune.schema import AblationsConfig
 from rtrain.tune.study import Study, load_study, select_variant
@@ -50,8 +49,7 @@ def load_ablations(
     cwd: Path | None = None,
 ) -> Ablations:
     """Validate the file, then load each study (its variant, its overrides, then the CLI's) under one folder."""
-    where = str(source) if isinstance(source, (str, Path)) else "ablations"
-    data = load_yaml(source) if isinstance(source, (str, Path)) else copy.deepcopy(dict(source))
+    data, where = read_source(source, "ablations")
     data = select_variant(data, variant, where)
     try:
         config = AblationsConfig.model_validate(data)

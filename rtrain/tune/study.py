@@ -24,6 +24,7 @@ from rtrain.config.load import (
     format_validation_error,
     load_yaml,
     parse_override,
+    read_source,
     resolve,
     resolve_job,
 )
@@ -246,8 +247,7 @@ def load_study(
     cwd: Path | None = None,
 ) -> Study:
     """A validated `Study` from a YAML file (or mapping), a variant name and study-level overrides."""
-    where = str(source) if isinstance(source, (str, Path)) else "study"
-    data = load_yaml(source) if isinstance(source, (str, Path)) else copy.deepcopy(dict(source))
+    data, where = read_source(source, "study")
     data = apply_study_overrides(select_variant(data, variant, where), overrides)
     try:
         config = StudyConfig.model_validate(data)
