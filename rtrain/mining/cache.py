@@ -125,7 +125,6 @@ def iter_blocks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-
 class RowSource(Protocol):
     """Float32 rows addressable by position: a cache view, or any vector source of the search stage."""
 
