@@ -137,7 +137,7 @@ def test_bad_inputs_fail_before_workers_start(tiny_model: Path, tiny_pairs: Path
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
 
 
-def test_eval_during_training_reports_scores_and_keeps_the_best(
+def test_eval_during_training_scores_the_base_keeps_the_best_and_anchors(
     tiny_model: Path, tiny_pairs: Path, tmp_path: Path, ray_local
 ) -> None:
     heldout = write_jsonl(pair_rows(40, negatives=2, seed=7), tmp_path / "heldout.jsonl")
@@ -146,20 +146,33 @@ def test_eval_during_training_reports_scores_and_keeps_the_best(
     cfg = resolve_job(
         job_dict(
             tiny_model, tiny_pairs, tmp_path,
-            train={"backend": "ddp", "max_steps": 6, "checkpoint_every_steps": 100, "learning_rate": 5e-3},
+            train={"backend": "ddp", "max_steps": 6, "checkpoint_every_steps": 100, "learning_rate": 5e-3,
+                   "log_every_steps": 3},
+            loss={"negatives_per_query": 1, "base_anchor": 0.5},
             eval={"suite": str(suite), "every_steps": 3},
             output={"num_checkpoints_to_keep": 1},
         )
     )
     outcome = train(cfg)
     reports = {int(p.name.split("_")[1]) for p in (outcome.run_dir / "eval").glob("step_*")}
-    assert reports == {3, 6}  # every 3 steps and at the end, on rank 0 only
+    assert reports == {0, 3, 6}  # the base before the first step, every 3 steps and at the end, on rank 0 only
     metrics = json.loads((outcome.checkpoint / "metrics.json").read_text())
     task_keys = [k for k in metrics if k.startswith("eval/")]
     assert len(task_keys) == 1 and metrics["eval_score"] == pytest.approx(metrics[task_keys[0]])
     assert 0.0 < metrics["eval_score"] <= 1.0
     assert outcome.metrics["eval_score"] == pytest.approx(metrics["eval_score"])
     assert len(list(outcome.run_dir.glob("checkpoint_*/trainer_state.json"))) == 1  # the best is kept
+    log = read_log(outcome.run_dir)
+    evals = {r["step"]: r["eval_score"] for r in log if "eval_score" in r}
+    assert set(evals) == {0, 3, 6}
+    chosen = outcome.selection
+    assert chosen is not None and chosen.base_score == pytest.approx(evals[0])
+    assert chosen.score == pytest.approx(max(evals.values()))
+    assert chosen.step == load_trainer_state(outcome.checkpoint)["step"]
+    anchor = [r["anchor_loss"] for r in log if "anchor_loss" in r]
+    assert len(anchor) == 2 and all(a > 0 for a in anchor)  # logged at steps 3 and 6; LoRA moved off the base
+    card = (outcome.model_dir / "README.md").read_text()
+    assert chosen.describe() in card and "base-anchor term (weight 0.5)" in card
 
 
 def test_eval_config_refuses_zero3() -> None:

@@ -117,6 +117,10 @@ class LossConfig(_Section):
     mask_false_negatives: bool = True
     cached: bool = Field(False, description="GradCache: any global batch in bounded memory.")
     mini_batch_size: int = Field(32, ge=1, description="Chunk size of the cached loss's forward passes.")
+    base_anchor: float = Field(
+        0.0, ge=0.0, description="Weight of the base-anchor term (rtrain/losses/base_anchor.py): keeps embeddings "
+        "near the frozen base model's against forgetting; needs LoRA; 0 turns it off."
+    )
 
 
 class TrainConfig(_Section):
@@ -187,6 +191,10 @@ class EvalConfig(_Section):
 
     suite: str = Field(description="Eval suite YAML, e.g. jobs/suites/quick.yaml (see `rtrain eval`).")
     every_steps: int | None = Field(None, ge=1, description="Default: train.checkpoint_every_steps.")
+    baseline: bool = Field(
+        True, description="Score the base model before the first step and keep it as checkpoint 0: selection then "
+        "keeps the base when no trained checkpoint beats it (the run says so)."
+    )
     overrides: list[str] = Field(default_factory=list, description="Suite overrides, e.g. ['tasks.0.limit=50'].")
 
 
@@ -211,6 +219,11 @@ class JobConfig(_Section):
             raise ValueError(
                 f"loss.mini_batch_size={self.loss.mini_batch_size} is larger than "
                 f"train.batch_size_per_worker={self.train.batch_size_per_worker}: lower it or turn loss.cached off"
+            )
+        if self.loss.base_anchor > 0 and not self.lora.enabled:
+            raise ValueError(
+                f"loss.base_anchor={self.loss.base_anchor} needs the frozen base model, which only LoRA keeps: "
+                "set lora.enabled=true or loss.base_anchor=0"
             )
         if self.eval is not None and self.train.backend == "deepspeed" and self.deepspeed.zero_stage == 3:
             raise ValueError(

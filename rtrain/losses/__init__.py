@@ -1,5 +1,6 @@
-"""Contrastive losses: in-batch InfoNCE with cross-worker negatives, and its GradCache form."""
+"""Contrastive losses: in-batch InfoNCE with cross-worker negatives, its GradCache form, the base anchor."""
 
+from rtrain.losses.base_anchor import BaseAnchorLoss
 from rtrain.losses.cached_infonce import CachedInfoNCELoss
 from rtrain.losses.gather import (
     all_gather_no_grad,
@@ -10,6 +11,7 @@ from rtrain.losses.gather import (
 from rtrain.losses.infonce import InfoNCELoss
 
 __all__ = [
+    "BaseAnchorLoss",
     "CachedInfoNCELoss",
     "InfoNCELoss",
     "all_gather_no_grad",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from rtrain.losses.base_anchor import BaseAnchorLoss
 from rtrain.losses.infonce import InfoNCELoss
 
 # (ids key, mask key) per group, in the order the loss takes them.
@@ -97,6 +98,8 @@ class CachedInfoNCELoss:
         encode: Callable[[Tensor, Tensor], Tensor],
         batch: dict[str, Tensor],
         backward: Callable[[Tensor], None] | None = None,
+        anchor: BaseAnchorLoss | None = None,
+        encode_base: Callable[[Tensor, Tensor], Tensor] | None = None,
     ) -> Tensor:
         """Compute the loss and accumulate parameter gradients; return the detached loss.
 
@@ -107,16 +110,24 @@ class CachedInfoNCELoss:
         `backward(surrogate)` is called once per chunk, `self.num_backward_calls(batch)`
         times per step, in the order queries, positives, negatives (default:
         `surrogate.backward()`). Gradients accumulate; the caller zeroes and steps.
+        With `anchor`, `encode_base(input_ids, attention_mask)` embeds each chunk with the frozen
+        base model and the returned loss is InfoNCE + the anchor term over every row; the term is
+        per row, so it joins the cached gradient of step 2 and costs one base forward per chunk.
         """
         backward = _default_backward if backward is None else backward
+        if (anchor is None) != (encode_base is None):
+            raise ValueError("pass anchor and encode_base together (or neither)")
         groups = self._groups(batch)
 
         # Step 1: embed without a graph, recording the RNG state of every chunk.
         reps: list[Tensor] = []
+        base_reps: list[Tensor] = []
         states: list[list[_RngState]] = []
         for ids, mask in groups:
             chunk_reps, chunk_states = [], []
             for ids_c, mask_c in self._chunks(ids, mask):
+                if encode_base is not None:
+                    base_reps.append(encode_base(ids_c, mask_c))  # (chunk, dim), dropout off: no RNG used
                 chunk_states.append(_RngState.capture(ids_c.device))
                 with torch.no_grad():
                     chunk_reps.append(encode(ids_c, mask_c))  # (chunk, dim)
@@ -129,6 +140,8 @@ class CachedInfoNCELoss:
         negatives = reps[2] if len(reps) > 2 else None  # (batch * k, dim)
         n_hash = batch.get("n_hash") if negatives is not None else None
         loss = self.loss(query, positive, negatives, batch.get("p_hash"), n_hash)  # ()
+        if anchor is not None:
+            loss = loss + anchor(torch.cat(reps, dim=0), torch.cat(base_reps, dim=0))  # rows of every group
         grads = torch.autograd.grad(loss, reps)  # per group (rows, dim)
 
         # Step 3: replay each chunk with grad and push the cached gradient through it.

@@ -31,6 +31,24 @@ class Encoder(torch.nn.Module):
             emb = torch.nn.functional.normalize(emb, p=2, dim=-1)  # (batch, dim)
         return emb
 
+    def encode_base(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(batch, dim) embeddings of the frozen base model: LoRA adapters bypassed, dropout off, no graph.
+
+        The base-anchor loss's teacher. Only a LoRA-wrapped backbone still holds its base weights.
+        """
+        if not hasattr(self.backbone, "disable_adapter"):
+            raise ValueError(
+                "the base model is only available under LoRA (full fine-tuning changes its weights): "
+                "set lora.enabled=true or loss.base_anchor=0"
+            )
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad(), self.backbone.disable_adapter():
+                return self(input_ids, attention_mask)  # (batch, dim)
+        finally:
+            self.train(was_training)
+
 
 def build_encoder(model_cfg: ModelConfig, lora_cfg: LoraConfig) -> tuple[Encoder, PreTrainedTokenizerBase]:
     """Load the backbone, attach LoRA (or leave every weight trainable) and wrap it as an `Encoder` in train mode."""

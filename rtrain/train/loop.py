@@ -23,14 +23,13 @@ from rtrain.config.schema import JobConfig
 from rtrain.data.dataset import dataset_name
 from rtrain.data.tokenize import PairCollator, count_tokens
 from rtrain.models.encoder import build_encoder
-from rtrain.train.checkpoint import load_trainer_state, save_checkpoint
+from rtrain.train.checkpoint import LOG_FILE, load_trainer_state, save_checkpoint
 from rtrain.train.engine import build_engine
-from rtrain.train.step import backward_calls_per_batch, build_loss, train_step
+from rtrain.train.step import backward_calls_per_batch, build_anchor, build_loss, train_step
 from rtrain.train.wandb_log import WandbLogger
 
 log = logging.getLogger("rtrain.train")
 
-LOG_FILE = "train_log.jsonl"  # one line of metrics per log step, written by rank 0 into the run dir
 CRASH_ENV = "RTRAIN_TEST_CRASH_AT_STEP"  # test hook: raise once at this step (marker file in the run dir)
 
 
@@ -63,20 +62,25 @@ class _Meter:
 
     def reset(self) -> None:
         self.loss_sum, self.batches, self.pairs, self.tokens = 0.0, 0, 0, 0
+        self.anchor_sum: float | None = None  # base-anchor term, when the loss has one
         self.wait, self.start = 0.0, time.perf_counter()
 
     def metrics(self, world: int) -> dict[str, float]:
         elapsed = max(time.perf_counter() - self.start, 1e-9)
-        values = torch.tensor([self.loss_sum, self.batches, self.wait / elapsed], dtype=torch.float64)
+        anchor = self.anchor_sum or 0.0
+        values = torch.tensor([self.loss_sum, self.batches, self.wait / elapsed, anchor], dtype=torch.float64)
         if dist.is_initialized():
             dist.all_reduce(values)
             values[2] /= world
-        return {
+        metrics = {
             "loss": float(values[0] / max(values[1], 1)),
             "pairs_per_s": self.pairs * world / elapsed,
             "tokens_per_s": self.tokens * world / elapsed,
             "data_wait_frac": float(values[2]),
         }
+        if self.anchor_sum is not None:
+            metrics["anchor_loss"] = float(values[3] / max(values[1], 1))
+        return metrics
 
 
 def _maybe_crash(step: int, plan: TrainPlan) -> None:
@@ -105,6 +109,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     encoder, tokenizer = build_encoder(cfg.model, cfg.lora)
     loss_fn = build_loss(cfg.loss)
+    anchor = build_anchor(cfg.loss)
     calls_per_step = cfg.train.gradient_accumulation_steps * backward_calls_per_batch(cfg)
     engine = build_engine(encoder, cfg, plan.total_steps, calls_per_step)
 
@@ -139,15 +144,26 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     mixed = MixedBatchCounter(enabled=cfg.data.homogeneous_batches != "off")
     meter = _Meter()
     metrics: dict[str, float] = {}
+    if cfg.eval is not None and cfg.eval.baseline and checkpoint is None:
+        # Step 0 = the base model (LoRA's B starts at zero; full fine-tuning has not stepped): scored and
+        # kept as checkpoint 0, so selection keeps the base when no trained checkpoint beats it.
+        report = {"step": 0}
+        if evaluator is not None:
+            report.update(evaluator(engine.raw, tokenizer, 0))
+            _append_log(plan, report)
+            wandb.log(report, 0)
+        _report(engine, cfg, asdict(state), report, rank)
 
     while state.step < plan.total_steps:
         wait_start = time.perf_counter()
         batch = next(batches)
         meter.wait += time.perf_counter() - wait_start
         mixed.add(batch.get("group"))
-        out = train_step(engine, loss_fn, batch)
+        out = train_step(engine, loss_fn, batch, anchor)
         state.batches_done += 1
         meter.loss_sum += out.loss
+        if out.anchor is not None:
+            meter.anchor_sum = (meter.anchor_sum or 0.0) + out.anchor
         meter.batches += 1
         meter.pairs += batch["q_input_ids"].shape[0]
         meter.tokens += count_tokens(batch)
@@ -169,7 +185,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if state.step % cfg.train.checkpoint_every_steps == 0 or evaluate or last:
             report = dict(metrics or {"step": state.step})
             if evaluate and evaluator is not None:  # rank 0 scores while the others wait in report
-                report.update(evaluator(engine.raw, tokenizer, state.step))
+                scores = evaluator(engine.raw, tokenizer, state.step)
+                report.update(scores)
+                _append_log(plan, {"step": state.step, **scores})
                 wandb.log(report, state.step)
             _report(engine, cfg, asdict(state), report, rank)
     wandb.finish()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from rtrain.config.schema import JobConfig, LossConfig
-from rtrain.losses import CachedInfoNCELoss, InfoNCELoss
+from rtrain.losses import BaseAnchorLoss, CachedInfoNCELoss, InfoNCELoss
 from rtrain.train.engine import Engine
 
 
@@ -22,6 +22,11 @@ def build_loss(cfg: LossConfig) -> InfoNCELoss | CachedInfoNCELoss:
     return CachedInfoNCELoss(loss, cfg.mini_batch_size) if cfg.cached else loss
 
 
+def build_anchor(cfg: LossConfig) -> BaseAnchorLoss | None:
+    """The base-anchor term when `loss.base_anchor` > 0, else None."""
+    return BaseAnchorLoss(cfg.base_anchor) if cfg.base_anchor > 0 else None
+
+
 def backward_calls_per_batch(cfg: JobConfig) -> int:
     """Backward calls one micro-batch makes: 1, or one per chunk of each text group under GradCache."""
     if not cfg.loss.cached:
@@ -34,16 +39,25 @@ def backward_calls_per_batch(cfg: JobConfig) -> int:
 
 @dataclass
 class StepOutput:
-    loss: float
+    loss: float  # the whole loss: contrastive + anchor
     stepped: bool
+    anchor: float | None = None  # the base-anchor term alone, when on
 
 
 def train_step(
-    engine: Engine, loss_fn: InfoNCELoss | CachedInfoNCELoss, batch: dict[str, torch.Tensor]
+    engine: Engine,
+    loss_fn: InfoNCELoss | CachedInfoNCELoss,
+    batch: dict[str, torch.Tensor],
+    anchor: BaseAnchorLoss | None = None,
 ) -> StepOutput:
-    """Run one micro-batch on `engine`; the engine decides when the optimizer steps."""
+    """Run one micro-batch on `engine`; the engine decides when the optimizer steps.
+
+    With `anchor`, every text of the batch is also embedded by the frozen base (`Encoder.encode_base`)
+    and the anchor term joins the loss.
+    """
     batch = {k: v.to(engine.device, non_blocking=True) for k, v in batch.items()}
     encode = engine.module
+    encode_base = engine.raw.encode_base if anchor is not None else None
     if isinstance(loss_fn, CachedInfoNCELoss):
         stepped = False
 
@@ -53,8 +67,8 @@ def train_step(
             stepped = engine.step()
 
         with engine.autocast():
-            loss = loss_fn.forward_backward(encode, batch, backward)
-        return StepOutput(float(loss), stepped)
+            loss = loss_fn.forward_backward(encode, batch, backward, anchor=anchor, encode_base=encode_base)
+        return StepOutput(float(loss), stepped, None if anchor is None else anchor.last_value)
 
     with engine.autocast():
         query = encode(batch["q_input_ids"], batch["q_attention_mask"])  # (B, dim)
@@ -64,5 +78,11 @@ def train_step(
         )  # (B*k, dim)
         loss = loss_fn(query.float(), positive.float(), None if negatives is None else negatives.float(),
                        batch["p_hash"], batch.get("n_hash"))
+        if anchor is not None:
+            groups = [(query, "q"), (positive, "p")] + ([(negatives, "n")] if negatives is not None else [])
+            embeddings = torch.cat([emb.float() for emb, _ in groups])  # (rows, dim)
+            base = torch.cat([encode_base(batch[f"{g}_input_ids"], batch[f"{g}_attention_mask"]).float()
+                              for _, g in groups])  # (rows, dim)
+            loss = loss + anchor(embeddings, base)
     engine.backward(loss)
-    return StepOutput(float(loss.detach()), engine.step())
+    return StepOutput(float(loss.detach()), engine.step(), None if anchor is None else anchor.last_value)

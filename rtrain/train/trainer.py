@@ -17,7 +17,7 @@ from rtrain.config.schema import JobConfig
 from rtrain.data.dataset import build_rank_datasets
 from rtrain.data.layout import MIX_DIR, MixPlan, mix_summary, plan_mix
 from rtrain.models.loading import resolve_model_path
-from rtrain.train.checkpoint import SCORE, best_checkpoint
+from rtrain.train.checkpoint import SCORE, Selection, best_checkpoint, selection
 from rtrain.train.loop import CRASH_ENV, TrainPlan, train_loop_per_worker
 
 log = logging.getLogger("rtrain")
@@ -31,6 +31,7 @@ class TrainOutcome:
     checkpoint: Path
     metrics: dict[str, float]
     model_dir: Path | None
+    selection: Selection | None = None  # the selected checkpoint vs the base model, when eval scored both
 
 
 def plan_training(cfg: JobConfig, run_dir: Path) -> tuple[TrainPlan, MixPlan]:
@@ -115,6 +116,9 @@ def train(
     )
     result = trainer.fit()
     checkpoint = best_checkpoint(run_dir)
+    chosen = selection(run_dir, checkpoint)
+    if chosen is not None:
+        (log.info if chosen.beats_base else log.warning)(chosen.describe())
     metrics = dict(result.metrics or {})
     model_dir = None
     if cfg.output.export:
@@ -122,7 +126,7 @@ def train(
 
         model_dir = export_model(checkpoint, run_dir / "model")
         log.info(f"exported sentence-transformers model: {model_dir}")
-    return TrainOutcome(run_dir=run_dir, checkpoint=checkpoint, metrics=metrics, model_dir=model_dir)
+    return TrainOutcome(run_dir=run_dir, checkpoint=checkpoint, metrics=metrics, model_dir=model_dir, selection=chosen)
 
 
 def resume_job(run_dir: Path, overrides: list[str]) -> JobConfig:
