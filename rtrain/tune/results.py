@@ -24,7 +24,8 @@ import yaml
 from rtrain.config.load import dump_yaml, resolve_job
 from rtrain.tune.cleanup import ended_file
 from rtrain.tune.study import Study
-from rtrain.tune.trial import RECORDS_DIR, RUNS_DIR, absolute_paths, read_record
+from rtrain.train.job_paths import absolute_paths
+from rtrain.tune.trial import RECORDS_DIR, RUNS_DIR, read_record
 
 TABLE = "trials"
 BEST_JOB = "best_job.yaml"

@@ -25,6 +25,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from rtrain.config.load import resolve_job
 from rtrain.config.schema import JobConfig
+from rtrain.train.job_paths import absolute_paths
 from rtrain.tune.cleanup import RecordPlacementGroups, groups_file
 from rtrain.tune.study import Study
 
@@ -86,32 +87,9 @@ def trial_job(ctx: TrialContext, sampled: Mapping[str, Any], trial_id: str) -> J
         "logging.group": study.config.wandb.group or study.config.name,
         "logging.tags": base_tags + trial_tags(study.config.name, sampled),
     }
+    if study.job({}).eval is not None:  # a trial is scored as trained: the study scores the base once (compare_base)
+        extra["eval.baseline"] = False
     return absolute_paths(study.job(sampled, extra, where=f"trial {trial_id}"), study.cwd)
-
-
-def absolute_paths(cfg: JobConfig, cwd: Path) -> JobConfig:
-    """Relative data, eval-suite (and its tasks') and model paths made absolute against the study's working directory.
-
-    Tune runs each trial in its own folder and Ray Train moves workers to theirs, so a path that is
-    relative where `rtrain tune` was started would point elsewhere inside a trial.
-    """
-    def fix(path: str) -> str:
-        p = Path(path).expanduser()
-        return path if p.is_absolute() else str((cwd / p).resolve())
-
-    updates: dict[str, Any] = {"data.train_files": [fix(p) for p in cfg.data.train_files]}
-    for i, source in enumerate(cfg.data.sources):
-        updates[f"data.sources.{i}.files"] = [fix(p) for p in source.files]
-    if cfg.eval is not None:  # the suite file, and the relative paths inside it
-        from rtrain.eval.suite import load_suite
-
-        updates["eval.suite"] = fix(cfg.eval.suite)
-        suite = load_suite(updates["eval.suite"], cfg.eval.overrides)
-        updates["eval.overrides"] = [*cfg.eval.overrides, *suite.path_overrides(cwd)]
-    model = cfg.model.name_or_path
-    if not model.startswith("pkg://") and (cwd / model).exists():
-        updates["model.name_or_path"] = fix(model)
-    return resolve_job(cfg.model_dump(mode="json"), updates, where="trial job")
 
 
 def read_record(path: Path) -> dict[str, Any]:
