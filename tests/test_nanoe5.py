@@ -21,6 +21,7 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
 from rtrain.config import ModelConfig
+from rtrain.mining.embed import model_folder
 from rtrain.models import packaged
 from rtrain.models.encoder import EmbeddingModel
 from rtrain.models.loading import resolve_model_path
@@ -299,6 +300,7 @@ def test_resolve_reuses_the_cache_and_checks_the_file(
     monkeypatch.setitem(packaged.REGISTRY, E5_KEY, dataclasses.replace(spec, convert=no_conversion))
     with caplog.at_level(logging.INFO, logger="rtrain.models.packaged"):
         assert resolve_model_path(E5_NAME) == str(e5_folder)
+        assert model_folder(E5_NAME) == e5_folder.resolve()  # mining finds the same converted folder
     assert not caplog.records and (e5_folder / "model.safetensors").stat().st_mtime_ns == mtime
 
     monkeypatch.setitem(packaged.REGISTRY, E5_KEY, dataclasses.replace(spec, sha256="0" * 64))

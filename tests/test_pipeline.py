@@ -45,7 +45,7 @@ def tiny_pipeline(tiny_model: Path, workdir: Path, **train: object) -> dict:
 
 
 def test_tiny_quickstart_runs_then_skips_then_reruns_what_changed(
-    tiny_model: Path, tmp_path: Path, ray_local, capsys: pytest.CaptureFixture
+    tiny_model: Path, tmp_path: Path, ray_local, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tiny_pipeline(tiny_model, tmp_path / "w")
     suite = tmp_path / "suite.yaml"  # the eval stage also runs an eval suite over both models
@@ -56,6 +56,11 @@ def test_tiny_quickstart_runs_then_skips_then_reruns_what_changed(
         {"kind": "retrieval_pairs", "name": "dev_pairs", "path": str(tmp_path / "w" / "synth" / "heldout.parquet"),
          "limit": 8}]}))
     data["stages"]["eval"]["suite"] = [str(suite), str(dev)]
+    # selection during training on a suite given by RELATIVE paths (file and rows): workers run elsewhere
+    monkeypatch.chdir(tmp_path)
+    Path("select.yaml").write_text(json.dumps({"name": "select", "tasks": [
+        {"kind": "retrieval_pairs", "name": "select_pairs", "path": "w/synth/heldout.parquet", "limit": 8}]}))
+    data["stages"]["train"]["job"]["eval"] = {"suite": "select.yaml", "every_steps": 3}
     cfg = resolve(PipelineConfig, data)
     first = run_pipeline(cfg)
     assert set(first) == {"synth", "train", "eval", "export"} and "skipped" not in first.values()
@@ -65,7 +70,11 @@ def test_tiny_quickstart_runs_then_skips_then_reruns_what_changed(
     assert set(results["heldout_retrieval"]["base"]["per_language"]) == {"en", "de"}
     if FLORES.is_dir():
         assert "flores_bitext" in results and (workdir / "eval" / "flores_bitext.png").is_file()
-    assert "| **overall** |" in capsys.readouterr().out  # the summary table is printed
+    printed = capsys.readouterr().out
+    assert "| **overall** |" in printed  # the summary table is printed
+    assert "**Checkpoint selection:** " in printed and "base model" in printed  # selected vs the base, stated
+    assert {json.loads(line).get("step") for line in (workdir / "train" / "train_log.jsonl").read_text().splitlines()
+            if "eval_score" in line} == {0, 3}
     suite_results = list((workdir / "eval" / "suite-s").rglob("heldout_suite.json"))
     assert len(suite_results) == 2, suite_results  # base and retrofitted
     assert len(list((workdir / "eval" / "suite-dev").rglob("dev_pairs.json"))) == 2

