@@ -212,6 +212,12 @@ def test_trial_jobs_carry_absolute_paths_into_the_suite(tmp_path: Path, monkeypa
     assert suite.data_root == str(tmp_path / "shared") and suite.tasks[0].path == str(tmp_path / "held/a.parquet")
     assert suite.tasks[1].path == "/abs/b.parquet" and suite.tasks[1].limit == 5
     assert (suite.tasks[2].pairs[0].src, suite.tasks[2].pairs[0].tgt) == (str(tmp_path / "p/de.txt"), str(tmp_path / "p/en.txt"))
+    # a trial is scored as trained (the study scores the base once): no step-0 baseline that selection could keep
+    from rtrain.tune.trial import TrialContext, trial_job
+
+    assert study.job({}).eval.baseline is True
+    trial = trial_job(TrialContext(study=study, metric="eval_score"), {"train.learning_rate": 1e-3}, "t0")
+    assert trial.eval.baseline is False and trial.eval.suite == str(tmp_path / "suites/dev.yaml")
 
 
 def test_shipped_studies_validate_with_every_variant() -> None:
