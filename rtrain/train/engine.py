@@ -48,7 +48,8 @@ def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 class Engine(Protocol):
     """What the training step needs from an optimizer backend."""
 
-    module: torch.nn.Module
+    module: torch.nn.Module  # what the step calls to encode (DDP/DeepSpeed-wrapped)
+    raw: torch.nn.Module  # the unwrapped Encoder (checkpoints, eval, the base-anchor's base forward)
     device: torch.device
 
     def backward(self, loss: torch.Tensor) -> None: ...
