@@ -37,7 +37,7 @@ def train_job(cfg: PipelineConfig, stage: TrainStage) -> JobConfig:
         {"output.storage_path": str(workdir), "output.name": stage.output, "output.export": False},
         where="stages.train.job",
     )
-    return absolute_paths(job, Path.cwd()) if job.eval is not None else job  # workers run the dev suite elsewhere
+    return absolute_paths(job, Path.cwd())  # Ray Train workers run in another folder
 
 
 def _run_synth(cfg: PipelineConfig, stage: SynthStage, output: Path) -> dict[str, Any]:
