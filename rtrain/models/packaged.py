@@ -1,9 +1,9 @@
 """Models converted from a file inside an installed Python package (`pkg://module/sub`), once, into a local cache.
 
-The registry names each such model and how to convert it; `converted_model_path` checks the source file's sha256,
-converts into `$RTRAIN_CACHE` (default `~/.cache/rtrain`) under `models/<name>-<sha256[:12]>`, and reuses that
-folder afterwards. Conversion writes a temporary sibling and renames it into place, so processes racing to convert
-(Ray workers) never see a half-written folder.
+The registry names each such model and how to convert it; `converted_model_path` checks the source file's sha256 and
+converts it into `$RTRAIN_CACHE` (default `~/.cache/rtrain`) under `models/<name>-<sha256[:12]>`, then reuses that
+folder without hashing the source again. Conversion writes a temporary sibling and renames it into place, so
+processes racing to convert (Ray workers) never see a half-written folder.
 """
 
 from __future__ import annotations
@@ -91,10 +91,10 @@ def converted_model_path(module: str, sub: str) -> Path | None:
     spec = REGISTRY.get(f"{module}/{sub}")
     if spec is None:
         return None
-    src = source_file(spec)
     target = cache_root() / "models" / f"{spec.folder_prefix}-{spec.sha256[:12]}"
-    if target.is_dir():
+    if target.is_dir():  # converted from a verified file before: no need to hash 70+ MB on every resolve
         return target
+    src = source_file(spec)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     logger.info("converting %s -> %s (once)", spec.description, target)

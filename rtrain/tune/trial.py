@@ -80,14 +80,15 @@ def trial_tags(study_name: str, sampled: Mapping[str, Any]) -> list[str]:
 def trial_job(ctx: TrialContext, sampled: Mapping[str, Any], trial_id: str) -> JobConfig:
     """The trial's job: the study's job with the sampled values, its own run folder and W&B grouping."""
     study = ctx.study
-    base_tags = list(study.job({}).logging.tags)
+    base = study.job({})
+    base_tags = list(base.logging.tags)
     extra = {
         "output.storage_path": str(ctx.runs_dir),
         "output.name": trial_id,
         "logging.group": study.config.wandb.group or study.config.name,
         "logging.tags": base_tags + trial_tags(study.config.name, sampled),
     }
-    if study.job({}).eval is not None:  # a trial is scored as trained: the study scores the base once (compare_base)
+    if base.eval is not None:  # a trial is scored as trained: the study scores the base once (compare_base)
         extra["eval.baseline"] = False
     return absolute_paths(study.job(sampled, extra, where=f"trial {trial_id}"), study.cwd)
 
