@@ -5,7 +5,7 @@ PIP := $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 STAMP := .setup-done
 
-.PHONY: setup quickstart test test-slow clean
+.PHONY: setup quickstart test test-slow lint clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ test: setup
 
 test-slow: setup
 	$(PYTHON) -m pytest -m slow
+
+# ruff's config is in pyproject.toml: `ruff format .` and `ruff check --fix .` repair most of what this finds.
+lint: setup
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 
 clean:
 	rm -rf runs $(STAMP)

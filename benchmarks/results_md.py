@@ -11,7 +11,7 @@ def write_section(path: Path, name: str, text: str) -> None:
     old = path.read_text() if path.is_file() else "# Benchmark results\n"
     match = re.search(rf"^## {re.escape(name)}[ \t]*\n.*?(?=^## |\Z)", old, flags=re.S | re.M)
     if match:
-        rest = old[match.end():]
+        rest = old[match.end() :]
         new = old[: match.start()] + text.rstrip() + "\n" + ("\n" + rest if rest.strip() else "")
     else:
         new = old.rstrip("\n") + "\n\n" + text.rstrip() + "\n"

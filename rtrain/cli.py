@@ -38,31 +38,75 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_show(args: argparse.Namespace) -> int:
+    from rtrain.any_config import resolve_any
+    from rtrain.config.describe import describe
+    from rtrain.config.load import load_yaml, resolve
+    from rtrain.pipeline import PipelineConfig
+
+    data = load_yaml(args.file)
+    if "stages" in data:
+        config = resolve(PipelineConfig, args.file, args.overrides)
+    elif args.overrides and {"search_space", "studies", "tasks", "sources", "backend"} & set(data):
+        raise ConfigError(f"{args.file}: overrides apply to a job or a pipeline; edit this file instead")
+    else:
+        config = resolve_job(args.file, args.overrides) if args.overrides else resolve_any(args.file)
+    print(describe(config), end="")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from rtrain.export import export_model
 
     print(export_model(Path(args.run_dir), Path(args.out)))
     return 0
 
+
 # Subcommands living next to their code: name -> (module, help, its add-arguments function, its run function).
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
-    "eval": ("rtrain.eval.command", "evaluate models on a local eval suite and/or mteb hub tasks",
-             "add_arguments", "run"),
+    "eval": (
+        "rtrain.eval.command",
+        "evaluate models on a local eval suite and/or mteb hub tasks",
+        "add_arguments",
+        "run",
+    ),
     "synth": ("rtrain.synth.command", "write template-based multilingual synthetic pairs", "add_arguments", "run"),
-    "synth-llm": ("rtrain.synth.llm.command",
-                  "write LLM-generated pairs (E5-style prompts; local model or OpenAI-compatible server)",
-                  "add_arguments", "run"),
-    "pairs": ("rtrain.pairs.command",
-              "turn real corpora (parallel, SQuAD, monolingual, pair files, HF datasets) into pairs",
-              "add_arguments", "run"),
-    "mine": ("rtrain.mining.command", "mine hard negatives for pair files with any model (faiss, cached embeddings)",
-             "add_arguments", "run"),
-    "tune": ("rtrain.tune.command", "run a Ray Tune study (a Ray Train run per trial) or the ablations report",
-             "add_arguments", "run"),
-    "submit": ("rtrain.cluster.command", "validate a job here and submit it to a Ray cluster (Ray Job Submission SDK)",
-               "add_submit_arguments", "run_submit"),
-    "jobs": ("rtrain.cluster.command", "status, logs [--follow], stop, list and fetch of jobs on a Ray cluster",
-             "add_jobs_arguments", "run_jobs"),
+    "synth-llm": (
+        "rtrain.synth.llm.command",
+        "write LLM-generated pairs (E5-style prompts; local model or OpenAI-compatible server)",
+        "add_arguments",
+        "run",
+    ),
+    "pairs": (
+        "rtrain.pairs.command",
+        "turn real corpora (parallel, SQuAD, monolingual, pair files, HF datasets) into pairs",
+        "add_arguments",
+        "run",
+    ),
+    "mine": (
+        "rtrain.mining.command",
+        "mine hard negatives for pair files with any model (faiss, cached embeddings)",
+        "add_arguments",
+        "run",
+    ),
+    "tune": (
+        "rtrain.tune.command",
+        "run a Ray Tune study (a Ray Train run per trial) or the ablations report",
+        "add_arguments",
+        "run",
+    ),
+    "submit": (
+        "rtrain.cluster.command",
+        "validate a job here and submit it to a Ray cluster (Ray Job Submission SDK)",
+        "add_submit_arguments",
+        "run_submit",
+    ),
+    "jobs": (
+        "rtrain.cluster.command",
+        "status, logs [--follow], stop, list and fetch of jobs on a Ray cluster",
+        "add_jobs_arguments",
+        "run_jobs",
+    ),
 }
 
 
@@ -70,28 +114,48 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a job on Ray Train (a local Ray unless scaling.address is set)")
+    from rtrain.config.describe import sections
+    from rtrain.config.schema import JobConfig
+
+    p = sub.add_parser(
+        "train",
+        help="train a job on Ray Train (a local Ray unless scaling.address is set)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"job sections (every key, default and description: rtrain config show JOB):\n{sections(JobConfig)}",
+    )
     p.add_argument("job", nargs="?", help="job YAML, e.g. jobs/tiny.yaml")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.max_steps=20")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its latest checkpoint")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("run", help="run a pipeline (synth -> train -> eval -> export), skipping finished stages")
+    p = sub.add_parser("run", help="run a pipeline (synth, pairs, mine, train, eval, export), skipping finished stages")
     p.add_argument("pipeline", help="pipeline YAML, e.g. jobs/quickstart.yaml")
     p.add_argument("overrides", nargs="*", help="overrides, e.g. stages.train.job.train.epochs=2")
     p.add_argument("--force", action="store_true", help="rerun every stage even if it is up to date")
     p.add_argument("--until", metavar="STAGE", help="stop after this stage, e.g. --until mine to make the data only")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("export", help="merge a run's latest checkpoint into a sentence-transformers model")
+    p = sub.add_parser("config", help="show a job or pipeline as validated: every key, its default and description")
+    show = p.add_subparsers(dest="action", required=True).add_parser(
+        "show", help="print the resolved file as commented YAML (a valid job file for a job)"
+    )
+    show.add_argument("file", help="job or pipeline YAML (any YAML under jobs/ or tuning/ without overrides)")
+    show.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.max_steps=20")
+    show.set_defaults(func=_config_show)
+
+    p = sub.add_parser(
+        "export",
+        help="merge a run's best checkpoint (the latest when it never evaluated) into a sentence-transformers model",
+    )
     p.add_argument("run_dir", help="run dir (or one checkpoint folder)")
     p.add_argument("--out", required=True, help="output model folder")
     p.set_defaults(func=_export)
 
     for name, (module, help_, add, run) in COMMANDS.items():
         command = importlib.import_module(module)
-        p = sub.add_parser(name, help=help_, description=command.__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name, help=help_, description=command.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         getattr(command, add)(p)
         p.set_defaults(func=getattr(command, run))
     return parser

@@ -14,6 +14,7 @@ from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from rtrain.config.load import dump_yaml, resolve_job
 from rtrain.config.schema import JobConfig
+from rtrain.losses.registry import loss_kind
 from rtrain.models.encoder import EmbeddingModel, Encoder
 from rtrain.models.loading import load_backbone
 from rtrain.train.checkpoint import best_checkpoint, load_trainer_state, selection
@@ -52,8 +53,12 @@ def model_card(cfg: JobConfig, checkpoint: Path) -> str:
     rows = "\n".join(f"| {k} | {v:.4g} |" for k, v in metrics.items() if isinstance(v, (int, float)))
     chosen = selection(checkpoint.parent, checkpoint)
     chosen_line = f"\n**Selection against the base model:** {chosen.describe()}.\n" if chosen is not None else ""
-    data = ", ".join(cfg.data.train_files) or "; ".join(f"{src.name}: {', '.join(src.files)}" for src in cfg.data.sources)
-    anchor = f", plus a base-anchor term (weight {cfg.loss.base_anchor})" if cfg.loss.base_anchor > 0 else ""
+    data = ", ".join(cfg.data.train_files) or "; ".join(
+        f"{src.name}: {', '.join(src.files)}" for src in cfg.data.sources
+    )
+    loss = loss_kind(cfg.loss.kind).display_name
+    if cfg.loss.base_anchor > 0:
+        loss += f" + base anchor (weight {cfg.loss.base_anchor})"
     method = (
         f"LoRA (r={cfg.lora.r}, alpha={cfg.lora.alpha}, dropout={cfg.lora.dropout}), merged into the base weights"
         if cfg.lora.enabled
@@ -67,8 +72,8 @@ base_model: {cfg.model.name_or_path}
 # {cfg.name}
 
 Retrofitted for retrieval with rtrain: contrastive fine-tuning
-(InfoNCE, temperature {cfg.loss.temperature}, in-batch + {cfg.loss.negatives_per_query} hard negative(s) per query)
-of `{cfg.model.name_or_path}` with {method}{anchor}.
+({loss}; temperature {cfg.loss.temperature}, in-batch + {cfg.loss.negatives_per_query} hard negative(s) per query)
+of `{cfg.model.name_or_path}` with {method}.
 {chosen_line}
 ## Use
 ```python
@@ -82,8 +87,9 @@ Pooling: {cfg.model.pooling}; normalised: {cfg.model.normalize}; query prefix {c
 passage prefix {cfg.model.passage_prefix!r}.
 
 ## Training
-- steps: {state['step']}; data: {data}
-- global batch: {cfg.scaling.num_workers} workers x {cfg.train.batch_size_per_worker} x {cfg.train.gradient_accumulation_steps} accumulation
+- steps: {state["step"]}; data: {data}
+- global batch: {cfg.scaling.num_workers} workers x {cfg.train.batch_size_per_worker} x \
+{cfg.train.gradient_accumulation_steps} accumulation
 - optimizer: AdamW, lr {cfg.train.learning_rate}, {cfg.train.scheduler} schedule, backend {cfg.train.backend}
 
 ## Metrics at the selected checkpoint

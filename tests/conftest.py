@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tiny import make_tiny_model, pair_rows, write_jsonl
+from tiny import FAKE_WANDB_KEY, make_tiny_model, pair_rows, write_jsonl
 
-FAKE_WANDB_KEY = "0123456789abcdef0123456789abcdef01234567"  # set for every test: it must never reach a file
 os.environ["WANDB_API_KEY"] = FAKE_WANDB_KEY
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,24 +38,6 @@ def ray_local():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True, configure_logging=False)
     yield ray
     ray.shutdown()
-
-
-def job_dict(model_path: Path, pairs: Path, storage: Path, **sections) -> dict:
-    """A small training job on the tiny model; keyword args replace whole sections' keys."""
-    job = {
-        "name": "test",
-        "model": {"name_or_path": str(model_path), "query_max_length": 32, "passage_max_length": 32},
-        "lora": {"r": 4, "alpha": 8},
-        "data": {"train_files": [str(pairs)], "tokenize_batch_size": 64},
-        "loss": {"negatives_per_query": 1},
-        "train": {"batch_size_per_worker": 8, "learning_rate": 1e-3, "log_every_steps": 4, "checkpoint_every_steps": 8},
-        "scaling": {"num_workers": 2, "cpus_per_worker": 0.5},
-        "logging": {"wandb": False},
-        "output": {"storage_path": str(storage), "name": "run"},
-    }
-    for section, values in sections.items():
-        job.setdefault(section, {}).update(values)
-    return job
 
 
 @pytest.fixture

@@ -17,10 +17,12 @@ from rtrain.config.schema import LoraConfig, LossConfig, ModelConfig
 from rtrain.data.schema import rows_to_table
 from rtrain.data.tokenize import PairCollator, PairTokenizer
 from rtrain.losses import BaseAnchorLoss, InfoNCELoss
+from rtrain.losses.registry import build_loss
 from rtrain.models.encoder import build_encoder
 from rtrain.models.pooling import pool
 from rtrain.train.checkpoint import LOG_FILE, METRICS_FILE, STATE_FILE, best_checkpoint, selection
-from rtrain.train.step import build_loss, train_step
+from rtrain.train.step import train_step
+
 from tiny import pair_rows
 
 WEIGHT = 0.7
@@ -110,8 +112,14 @@ def test_train_step_adds_the_anchor_gradient(tiny_model: Path, cached: bool) -> 
 
 def test_base_anchor_needs_lora() -> None:
     with pytest.raises(ConfigError, match="loss.base_anchor=0.5 needs the frozen base model"):
-        resolve_job({"model": {"name_or_path": "m"}, "data": {"train_files": ["x"]},
-                     "lora": {"enabled": False}, "loss": {"base_anchor": 0.5}})
+        resolve_job(
+            {
+                "model": {"name_or_path": "m"},
+                "data": {"train_files": ["x"]},
+                "lora": {"enabled": False},
+                "loss": {"base_anchor": 0.5},
+            }
+        )
 
 
 def _fake_run(tmp_path: Path, scores: dict[int, float], kept: list[int]) -> Path:

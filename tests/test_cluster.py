@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import FAKE_WANDB_KEY
+from rtrain.any_config import resolve_any
 from rtrain.cli import main
 from rtrain.cluster import jobs as jobs_mod
 from rtrain.cluster.memory import GIB, model_size
@@ -28,7 +28,8 @@ from rtrain.cluster.spec import prepare_job
 from rtrain.cluster.storage import SyncState, sync_tree
 from rtrain.cluster.submit import config_dirs
 from rtrain.config import ConfigError, resolve_job
-from rtrain.config.shipped import resolve_any
+
+from tiny import FAKE_WANDB_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "cluster"
@@ -47,10 +48,13 @@ def _docs(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-@pytest.mark.parametrize("name,gpu_types", [
-    ("aws.yaml", {"p5.48xlarge", "p4d.24xlarge"}),
-    ("gcp.yaml", {"a3-highgpu-8g", "a2-highgpu-8g"}),
-])
+@pytest.mark.parametrize(
+    "name,gpu_types",
+    [
+        ("aws.yaml", {"p5.48xlarge", "p4d.24xlarge"}),
+        ("gcp.yaml", {"a3-highgpu-8g", "a2-highgpu-8g"}),
+    ],
+)
 def test_launcher_configs_follow_rays_schema(name: str, gpu_types: set[str]) -> None:
     import jsonschema
     import ray.autoscaler
@@ -62,9 +66,13 @@ def test_launcher_configs_follow_rays_schema(name: str, gpu_types: set[str]) -> 
     head = types[config["head_node_type"]]
     assert head["resources"] == {"CPU": 0}  # a CPU head that takes no training work
     workers = {k: v for k, v in types.items() if k != config["head_node_type"]}
-    machine = {k: v["node_config"].get("InstanceType") or v["node_config"].get("machineType") for k, v in workers.items()}
+    machine = {
+        k: v["node_config"].get("InstanceType") or v["node_config"].get("machineType") for k, v in workers.items()
+    }
     assert set(machine.values()) == gpu_types  # 8 x H100 and 8 x A100 per node
-    assert all(v["min_workers"] == 0 < v["max_workers"] <= config["max_workers"] for v in workers.values())  # autoscaling
+    assert all(
+        v["min_workers"] == 0 < v["max_workers"] <= config["max_workers"] for v in workers.values()
+    )  # autoscaling
     assert config["file_mounts"]["/home/ray/rtrain"] == "."
     setup = "\n".join(config["setup_commands"])
     assert "pip install -q -e /home/ray/rtrain" in setup and "deepspeed" in setup and "torch" in setup
@@ -104,7 +112,11 @@ def test_kuberay_manifests_have_what_kuberay_needs() -> None:
         pods = [spec["headGroupSpec"]["template"]["spec"]] + [g["template"]["spec"] for g in spec["workerGroupSpecs"]]
         assert spec["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
         for pod in pods:
-            claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+            claims = {
+                v["name"]: v["persistentVolumeClaim"]["claimName"]
+                for v in pod["volumes"]
+                if "persistentVolumeClaim" in v
+            }
             assert claims == {"shared": pvc["metadata"]["name"]}, name
             container = pod["containers"][0]
             assert {"name": "shared", "mountPath": "/mnt/shared"} in container["volumeMounts"], name
@@ -137,7 +149,7 @@ def test_local_sh_stops_only_what_it_started(tmp_path: Path) -> None:
     code = [line.split("#", 1)[0] for line in script.read_text().splitlines()]
     assert not any(re.search(r"\bray stop\b", line) for line in code), "never `ray stop`: it kills every Ray here"
     text = "\n".join(code)
-    assert "ray start \"$@\"" in text and "--head" in text and '--address="127.0.0.1:$PORT"' in text
+    assert 'ray start "$@"' in text and "--head" in text and '--address="127.0.0.1:$PORT"' in text
     assert "setsid" in text and '--temp-dir="$DIR"' in text
     env = {**os.environ, "RTRAIN_LOCAL_DIR": str(tmp_path / "nothing-here")}
     down = subprocess.run(["bash", str(script), "down"], env=env, capture_output=True, text=True)
@@ -153,7 +165,12 @@ def test_recipe_plans(recipe: str) -> None:
     job = spec.train_job
     plan = build_plan(job, config_dirs(spec, ROOT))
     assert plan.memory_error is None and plan.model is not None and plan.memory is not None
-    assert (plan.world_size, plan.global_batch, plan.nodes, plan.accumulation) == (want["world"], want["batch"], want["nodes"], 1)
+    assert (plan.world_size, plan.global_batch, plan.nodes, plan.accumulation) == (
+        want["world"],
+        want["batch"],
+        want["nodes"],
+        1,
+    )
     assert plan.steps == job.train.max_steps and job.scaling.use_gpu and job.loss.cached
     k = job.loss.negatives_per_query
     assert k >= 3 and plan.candidates_per_query == want["batch"] * (1 + k)
@@ -174,15 +191,24 @@ def test_dry_run_prints_the_plan_and_touches_no_network(no_network: None, capsys
     code = main(["submit", str(ROOT / "jobs" / "xlmr-base-retrofit-cluster.yaml"), "--dry-run", "train.max_steps=10"])
     out = capsys.readouterr().out
     assert code == 0
-    for line in ("world size          32 workers (GPU, 6 CPU each), 4 node(s) at 8 GPUs",
-                 "global batch        4096 pairs per optimizer step", "steps               10 (train.max_steps)",
-                 "memory per GPU      ~", "ZeRO-2 over 32 workers", "python -m rtrain.cli train .rtrain/train.yaml"):
+    for line in (
+        "world size          32 workers (GPU, 6 CPU each), 4 node(s) at 8 GPUs",
+        "global batch        4096 pairs per optimizer step",
+        "steps               10 (train.max_steps)",
+        "memory per GPU      ~",
+        "ZeRO-2 over 32 workers",
+        "python -m rtrain.cli train .rtrain/train.yaml",
+    ):
         assert line in out, line
 
 
 def _job(tmp_path: Path, **output: Any) -> Path:
-    job = {"name": "t", "model": {"name_or_path": "m"}, "data": {"train_files": ["/data/pairs.jsonl"]},
-           "output": {"storage_path": str(tmp_path / "runs"), **output}}
+    job = {
+        "name": "t",
+        "model": {"name_or_path": "m"},
+        "data": {"train_files": ["/data/pairs.jsonl"]},
+        "output": {"storage_path": str(tmp_path / "runs"), **output},
+    }
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job))
     return path
@@ -232,8 +258,15 @@ def test_submission_ships_the_validated_config_and_never_the_secrets(
     tmp_path: Path, no_network: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = tmp_path / "project"
-    for rel, size in ((".git/config", 10), ("runs/old/ckpt.bin", 10), ("src/__pycache__/x.pyc", 10),
-                      ("notes.txt", 10), ("big.bin", 3 * 1024**2), ("data/pairs.parquet", 10), ("src/keep.py", 10)):
+    for rel, size in (
+        (".git/config", 10),
+        ("runs/old/ckpt.bin", 10),
+        ("src/__pycache__/x.pyc", 10),
+        ("notes.txt", 10),
+        ("big.bin", 3 * 1024**2),
+        ("data/pairs.parquet", 10),
+        ("src/keep.py", 10),
+    ):
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
         (project / rel).write_bytes(b"x" * size)
     (project / ".gitignore").write_text("data/\n*.log\n")
@@ -241,8 +274,21 @@ def test_submission_ships_the_validated_config_and_never_the_secrets(
     fake = FakeClient(tmp_path / "shipped")
     monkeypatch.setattr("rtrain.cluster.submit.connect", lambda address: (fake, "http://fake:8265"))
     monkeypatch.setenv("RTRAIN_OTHER_SECRET", "other-secret-value-123")
-    code = main(["submit", str(job), "--project", str(project), "--env", "RTRAIN_OTHER_SECRET", "--max-file-mb", "1",
-                 "--address", "http://fake:8265", "train.max_steps=7"])
+    code = main(
+        [
+            "submit",
+            str(job),
+            "--project",
+            str(project),
+            "--env",
+            "RTRAIN_OTHER_SECRET",
+            "--max-file-mb",
+            "1",
+            "--address",
+            "http://fake:8265",
+            "train.max_steps=7",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     env = fake.kwargs["runtime_env"]
@@ -268,12 +314,18 @@ def test_job_status_and_logs_hide_secret_values(capsys: pytest.CaptureFixture[st
     from ray.job_submission import JobStatus
 
     info = SimpleNamespace(
-        status=JobStatus.FAILED, message=f"failed; last logs: key={FAKE_WANDB_KEY}", entrypoint="python -m rtrain.cli train x",
-        start_time=1_700_000_000_000, end_time=1_700_000_100_000, driver_exit_code=2,
+        status=JobStatus.FAILED,
+        message=f"failed; last logs: key={FAKE_WANDB_KEY}",
+        entrypoint="python -m rtrain.cli train x",
+        start_time=1_700_000_000_000,
+        end_time=1_700_000_100_000,
+        driver_exit_code=2,
         runtime_env={"working_dir": "gcs://_ray_pkg_x.zip", "env_vars": {"WANDB_API_KEY": FAKE_WANDB_KEY}},
         metadata={"rtrain_outputs": "/mnt/shared/rtrain/runs/x"},
     )
-    client = SimpleNamespace(get_job_info=lambda job_id: info, get_job_logs=lambda job_id: f"wandb key {FAKE_WANDB_KEY}\n")
+    client = SimpleNamespace(
+        get_job_info=lambda job_id: info, get_job_logs=lambda job_id: f"wandb key {FAKE_WANDB_KEY}\n"
+    )
     assert jobs_mod.status(client, "raysubmit_x") == "FAILED"
     jobs_mod.logs(client, "raysubmit_x")
     out = capsys.readouterr().out
@@ -286,12 +338,20 @@ def test_jobs_list_and_stop(capsys: pytest.CaptureFixture[str]) -> None:
 
     states = iter([JobStatus.RUNNING, JobStatus.STOPPED])
     rows = [
-        SimpleNamespace(submission_id="raysubmit_old", status=JobStatus.SUCCEEDED, start_time=1_700_000_000_000,
-                        metadata={"rtrain_kind": "train", "rtrain_job": "jobs/a.yaml", "rtrain_outputs": "/mnt/shared/a"}),
+        SimpleNamespace(
+            submission_id="raysubmit_old",
+            status=JobStatus.SUCCEEDED,
+            start_time=1_700_000_000_000,
+            metadata={"rtrain_kind": "train", "rtrain_job": "jobs/a.yaml", "rtrain_outputs": "/mnt/shared/a"},
+        ),
         SimpleNamespace(submission_id=None, status=JobStatus.SUCCEEDED, start_time=1_700_000_500_000, metadata=None),
-        SimpleNamespace(submission_id="raysubmit_new", status=JobStatus.RUNNING, start_time=1_700_000_900_000, metadata={}),
+        SimpleNamespace(
+            submission_id="raysubmit_new", status=JobStatus.RUNNING, start_time=1_700_000_900_000, metadata={}
+        ),
     ]
-    client = SimpleNamespace(list_jobs=lambda: rows, stop_job=lambda job_id: True, get_job_status=lambda job_id: next(states))
+    client = SimpleNamespace(
+        list_jobs=lambda: rows, stop_job=lambda job_id: True, get_job_status=lambda job_id: next(states)
+    )
     assert jobs_mod.list_jobs(client) == 2  # drivers started without the Jobs API are not listed
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["JOB", "ID", "STATUS", "STARTED", "KIND", "JOB", "FILE", "OUTPUTS"]
@@ -302,17 +362,40 @@ def test_jobs_list_and_stop(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_uri_storage_uploads_from_inside_the_job(tmp_path: Path) -> None:
     bucket = f"file://{tmp_path}/bucket"
-    spec = prepare_job(_job(tmp_path, name="r1"), [f"output.storage_path={bucket}/runs"], staging_root=str(tmp_path / "stage"))
+    spec = prepare_job(
+        _job(tmp_path, name="r1"), [f"output.storage_path={bucket}/runs"], staging_root=str(tmp_path / "stage")
+    )
     assert spec.outputs == f"{bucket}/runs/r1" and spec.staging == f"{tmp_path}/stage/r1"
     assert spec.train_job.output.storage_path == str(tmp_path / "stage")  # the job writes to staging on the cluster
     entry = shlex.split(entrypoint(spec, ".rtrain/train.yaml", sync_every=0.2))
-    assert entry[:3] == ["python", "-m", "rtrain.cluster.entry"] and entry[-5:] == ["python", "-m", "rtrain.cli", "train", ".rtrain/train.yaml"]
+    assert entry[:3] == ["python", "-m", "rtrain.cluster.entry"] and entry[-5:] == [
+        "python",
+        "-m",
+        "rtrain.cli",
+        "train",
+        ".rtrain/train.yaml",
+    ]
     assert entry[entry.index("--sync-to") + 1] == spec.outputs
     # Run the wrapper around a stand-in command that writes a run, then fails: the upload still happens.
-    writer = (f"import pathlib,sys; d=pathlib.Path({spec.staging!r}); (d/'checkpoint_1').mkdir(parents=True);"
-              "(d/'checkpoint_1'/'state.json').write_text('{}'); (d/'train_log.jsonl').write_text('x'); sys.exit(3)")
-    cmd = [sys.executable, "-m", "rtrain.cluster.entry", "--sync-from", spec.staging, "--sync-to", spec.outputs,
-           "--sync-every", "0.2", "--", sys.executable, "-c", writer]
+    writer = (
+        f"import pathlib,sys; d=pathlib.Path({spec.staging!r}); (d/'checkpoint_1').mkdir(parents=True);"
+        "(d/'checkpoint_1'/'state.json').write_text('{}'); (d/'train_log.jsonl').write_text('x'); sys.exit(3)"
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "rtrain.cluster.entry",
+        "--sync-from",
+        spec.staging,
+        "--sync-to",
+        spec.outputs,
+        "--sync-every",
+        "0.2",
+        "--",
+        sys.executable,
+        "-c",
+        writer,
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr
     uploaded = tmp_path / "bucket" / "runs" / "r1"
@@ -329,8 +412,16 @@ def test_image_jobs_carry_the_config_in_the_entrypoint(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--image and --pip cannot be combined"):
         runtime_env(None, {}, pip=["x"], image="registry/rtrain:1")
     # The wrapper writes the config and substitutes its path.
-    show = [sys.executable, "-m", "rtrain.cluster.entry", *entry[3:entry.index("--") + 1], sys.executable, "-c",
-            "import sys; print(open(sys.argv[1]).read())", "{config}"]
+    show = [
+        sys.executable,
+        "-m",
+        "rtrain.cluster.entry",
+        *entry[3 : entry.index("--") + 1],
+        sys.executable,
+        "-c",
+        "import sys; print(open(sys.argv[1]).read())",
+        "{config}",
+    ]
     done = subprocess.run(show, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and yaml.safe_load(done.stdout)["output"]["name"] == "img"
 
@@ -351,8 +442,12 @@ def test_tune_studies_ship_as_they_are_with_their_overrides(
     job = yaml.safe_load(_job(tmp_path, name="base").read_text())
     job["eval"] = {"suite": str(tmp_path / "suite.yaml"), "every_steps": 2}
     (project / "tuning" / "base.yaml").write_text(yaml.safe_dump(job))
-    study = {"name": "lr", "base_job": "base.yaml", "storage_path": str(tmp_path / "tune"),  # base job next to it
-             "search_space": {"train.learning_rate": {"grid": [1e-3, 5e-3]}}}
+    study = {
+        "name": "lr",
+        "base_job": "base.yaml",
+        "storage_path": str(tmp_path / "tune"),  # base job next to it
+        "search_space": {"train.learning_rate": {"grid": [1e-3, 5e-3]}},
+    }
     (project / "tuning" / "lr.yaml").write_text(yaml.safe_dump(study))
     fake = FakeClient(tmp_path / "shipped")
     monkeypatch.setattr("rtrain.cluster.submit.connect", lambda address: (fake, "http://fake:8265"))

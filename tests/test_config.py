@@ -76,10 +76,53 @@ def shipped_yaml_files() -> list[Path]:
 
 
 def test_every_shipped_yaml_resolves() -> None:
-    from rtrain.config.shipped import resolve_any
+    from rtrain.any_config import resolve_any
 
     files = shipped_yaml_files()
     assert {"quickstart.yaml", "minilm_lora.yaml", "quick.yaml"} <= {p.name for p in files}
     for path in files:
         resolve_any(path)  # raises ConfigError naming the file and key on any problem
     assert all(yaml.safe_load(p.read_text()) for p in files)
+
+
+def test_config_show_prints_every_key_with_its_description_as_a_job_that_resolves_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rtrain.cli import main
+
+    assert main(["config", "show", str(ROOT / "jobs/minilm_lora.yaml"), "train.max_steps=3"]) == 0
+    shown = capsys.readouterr().out
+    assert "  max_steps: 3" in shown and "# Optimizer steps; overrides epochs when set." in shown
+    assert "  mini_batch_size: 32" in shown  # a default the file never sets
+    (tmp_path / "shown.yaml").write_text(shown)
+    assert resolve_job(tmp_path / "shown.yaml") == resolve_job(ROOT / "jobs/minilm_lora.yaml", ["train.max_steps=3"])
+
+
+def test_config_show_refuses_a_bad_key_and_train_help_lists_the_sections(capsys: pytest.CaptureFixture[str]) -> None:
+    from rtrain.cli import main
+
+    assert main(["config", "show", str(ROOT / "jobs/minilm_lora.yaml"), "bogus.key=1"]) == 2
+    assert "bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    for section in JobConfig.model_fields:
+        if section != "name":
+            assert f"\n  {section} " in help_text
+
+
+def test_every_job_key_has_a_description_for_config_show() -> None:
+    from pydantic import BaseModel
+
+    def undescribed(model: type[BaseModel], prefix: str = "") -> list[str]:
+        out = []
+        for name, info in model.model_fields.items():
+            kinds = [t for t in getattr(info.annotation, "__args__", (info.annotation,)) if isinstance(t, type)]
+            section = next((t for t in kinds if issubclass(t, BaseModel)), None)
+            if section is not None:
+                out += undescribed(section, f"{prefix}{name}.")
+            elif not info.description:
+                out.append(prefix + name)
+        return out
+
+    assert undescribed(JobConfig) == []

@@ -14,6 +14,7 @@ from rtrain.config import ModelConfig
 from rtrain.data.files import PairDataError, validate_pair_files
 from rtrain.data.schema import PAIR_SCHEMA, row_problems, rows_to_table
 from rtrain.data.tokenize import PairCollator, PairTokenizer, text_hash
+
 from tiny import pair_rows, write_jsonl
 
 
@@ -116,8 +117,13 @@ def test_ray_dataset_reads_mixed_formats_and_tokenizes(tiny_model: Path, tmp_pat
     rows[0]["instruction"] = "find the place"
     pq.write_table(rows_to_table(rows), tmp_path / "a.parquet")
     write_jsonl(pair_rows(5, negatives=2, seed=5), tmp_path / "b.jsonl")  # no instruction key at all
-    cfg = resolve_job({"model": {"name_or_path": str(tiny_model)}, "data": {"train_files": [str(tmp_path)]},
-                       "train": {"batch_size_per_worker": 1}})
+    cfg = resolve_job(
+        {
+            "model": {"name_or_path": str(tiny_model)},
+            "data": {"train_files": [str(tmp_path)]},
+            "train": {"batch_size_per_worker": 1},
+        }
+    )
     plan = plan_mix(cfg, world=1, out_dir=tmp_path / "plan")
     out = build_rank_datasets(plan.files, cfg)["train_0"].take_all()
     assert len(out) == 11 and all(len(r["n_ids"]) == 1 for r in out)

@@ -10,14 +10,15 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import job_dict
-from tiny import pair_rows
 from rtrain.config import resolve_job
 from rtrain.data.schema import rows_to_table
 from rtrain.data.tokenize import PairCollator, PairTokenizer
+from rtrain.losses.registry import backward_calls_per_batch, build_loss
 from rtrain.models.encoder import build_encoder
 from rtrain.train.engine import DeepSpeedEngine, TorchEngine, build_engine
-from rtrain.train.step import backward_calls_per_batch, build_loss, train_step
+from rtrain.train.step import train_step
+
+from tiny import job_dict, pair_rows
 
 STEPS = 3
 BACKENDS = {"torch": ("ddp", 0), "zero0": ("deepspeed", 0), "zero2": ("deepspeed", 2)}
@@ -25,14 +26,25 @@ BACKENDS = {"torch": ("ddp", 0), "zero0": ("deepspeed", 0), "zero2": ("deepspeed
 
 def _train(model_dir: str, backend: str, zero: int) -> tuple[dict[str, torch.Tensor], object, list[float], float]:
     """STEPS optimizer steps of full fine-tuning on fixed batches; (weights, engine, losses, largest change)."""
-    cfg = resolve_job(job_dict(
-        Path(model_dir), Path("unused.jsonl"), Path("unused"),
-        lora={"enabled": False},
-        train={"backend": backend, "batch_size_per_worker": 4, "learning_rate": 1e-3, "weight_decay": 0.01,
-               "max_grad_norm": 0.5, "warmup_ratio": 0.0, "mixed_precision": "fp32"},
-        deepspeed={"zero_stage": zero},
-        scaling={"num_workers": 1},
-    ))
+    cfg = resolve_job(
+        job_dict(
+            Path(model_dir),
+            Path("unused.jsonl"),
+            Path("unused"),
+            lora={"enabled": False},
+            train={
+                "backend": backend,
+                "batch_size_per_worker": 4,
+                "learning_rate": 1e-3,
+                "weight_decay": 0.01,
+                "max_grad_norm": 0.5,
+                "warmup_ratio": 0.0,
+                "mixed_precision": "fp32",
+            },
+            deepspeed={"zero_stage": zero},
+            scaling={"num_workers": 1},
+        )
+    )
     torch.manual_seed(0)
     encoder, tokenizer = build_encoder(cfg.model, cfg.lora)
     encoder.eval()  # no dropout: the backends must agree step for step
@@ -66,8 +78,13 @@ def _worker(rank: int, init_file: str, model_dir: str, out: str) -> None:
                 base = engine.optimizer
             else:
                 raise TypeError(type(engine))
-            results[name] = {"weights": weights, "losses": losses, "moved": moved,
-                             "optimizer": type(base).__name__, "fused": base.defaults.get("fused")}
+            results[name] = {
+                "weights": weights,
+                "losses": losses,
+                "moved": moved,
+                "optimizer": type(base).__name__,
+                "fused": base.defaults.get("fused"),
+            }
         torch.save(results, Path(out) / "results.pt")
     finally:
         dist.destroy_process_group()

@@ -21,29 +21,29 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # let `pytest tests/test_eval.py` work without installing the package
     sys.path.insert(0, str(REPO))
 
-from tiny import TrigramEncoder  # noqa: E402
-from rtrain.eval import (  # noqa: E402
-    BitextMiningEvaluator,
-    RetrievalEvaluator,
-    bar_chart,
+from rtrain.eval import BitextMiningEvaluator, RetrievalEvaluator, format_table  # noqa: E402
+from rtrain.eval.metrics import (  # noqa: E402
     bitext_metrics,
-    build_index,
-    format_table,
     map_at_k,
     mrr_at_k,
     ndcg_at_k,
     nearest_neighbours,
     precision_at_k,
     rank_documents,
+    recall_at_k,
+    retrieval_metrics,
+)
+from rtrain.eval.readers import (  # noqa: E402
     read_beir,
     read_flores,
     read_flores_file,
     read_parallel_files,
     read_parallel_tsv,
-    recall_at_k,
-    retrieval_metrics,
-    search_index,
 )
+from rtrain.eval.report import bar_chart  # noqa: E402
+from rtrain.eval.retrieval import build_index, search_index  # noqa: E402
+
+from tiny import TrigramEncoder  # noqa: E402
 
 FLORES_DIR = Path("/work/shared/data/sib200_flores_subset")
 
@@ -54,8 +54,6 @@ FLORES_DIR = Path("/work/shared/data/sib200_flores_subset")
 
 
 pytestmark = pytest.mark.usefixtures("no_network")
-
-
 
 
 class TableEncoder:
@@ -188,8 +186,17 @@ def _mteb_scores(run: dict, qrels: dict, k_values: list[int]) -> dict[str, float
     from mteb._evaluators.retrieval_metrics import calculate_retrieval_scores, make_score_dict
 
     res = calculate_retrieval_scores(run, qrels, k_values)
-    return make_score_dict(ndcg=res.ndcg, _map=res.map, recall=res.recall, precision=res.precision, mrr=res.mrr,
-                           naucs={}, naucs_mrr={}, hit_rate=res.hit_rate, task_scores={})
+    return make_score_dict(
+        ndcg=res.ndcg,
+        _map=res.map,
+        recall=res.recall,
+        precision=res.precision,
+        mrr=res.mrr,
+        naucs={},
+        naucs_mrr={},
+        hit_rate=res.hit_rate,
+        task_scores={},
+    )
 
 
 def test_retrieval_metrics_agree_with_mteb() -> None:
@@ -208,8 +215,13 @@ def test_retrieval_metrics_agree_with_mteb() -> None:
 
 def test_retrieval_evaluator_agrees_with_mteb_on_its_own_run() -> None:
     queries = {"q1": "Obama besuchte Berlin", "q2": "Le fleuve Amazone au Brésil", "q3": "Tokyo Olympische Spiele"}
-    corpus = {"d1": "Obama visited Berlin", "d2": "The Amazon river in Brazil", "d3": "Tokyo Olympic Games",
-              "d4": "Berlin wall history", "d5": "Brazil football"}
+    corpus = {
+        "d1": "Obama visited Berlin",
+        "d2": "The Amazon river in Brazil",
+        "d3": "Tokyo Olympic Games",
+        "d4": "Berlin wall history",
+        "d5": "Brazil football",
+    }
     qrels = {"q1": {"d1": 2, "d4": 1}, "q2": {"d2": 1}, "q3": {"d3": 1, "d5": 0}}
     ev = RetrievalEvaluator("tiny", queries, corpus, qrels, k_values=(1, 3, 10))
     run = ev.search(TrigramEncoder())
@@ -230,7 +242,7 @@ def test_bitext_agrees_with_mteb_evaluator() -> None:
     a = _unit(rng.normal(size=(40, 16)))
     b = _unit(a + 1.2 * rng.normal(size=(40, 16)))  # noisy translations: some errors
     src, tgt = [f"s{i}" for i in range(40)], [f"t{i}" for i in range(40)]
-    table = {**dict(zip(src, a)), **dict(zip(tgt, b))}
+    table = {**dict(zip(src, a, strict=True)), **dict(zip(tgt, b, strict=True))}
 
     class MtebModel:  # the two methods mteb's evaluator calls
         def encode(self, inputs, **kwargs):  # noqa: ANN001, ANN003, ANN201
@@ -239,11 +251,16 @@ def test_bitext_agrees_with_mteb_evaluator() -> None:
         def similarity(self, x, y):  # noqa: ANN001, ANN201
             return np.asarray(x) @ np.asarray(y).T
 
-    mteb_ev = MtebBitext(Dataset.from_dict({"sentence1": src, "sentence2": tgt}), task_metadata=None,
-                         hf_split="test", hf_subset="default", pair_columns=[("sentence1", "sentence2")],
-                         timer=TimingStack())
+    mteb_ev = MtebBitext(
+        Dataset.from_dict({"sentence1": src, "sentence2": tgt}),
+        task_metadata=None,
+        hf_split="test",
+        hf_subset="default",
+        pair_columns=[("sentence1", "sentence2")],
+        timer=TimingStack(),
+    )
     neighbours = mteb_ev(MtebModel(), encode_kwargs={"batch_size": 16})["sentence1-sentence2"]
-    theirs = AbsTaskBitextMining._compute_metrics(None, neighbours, list(zip(range(40), range(40))))  # type: ignore[arg-type]
+    theirs = AbsTaskBitextMining._compute_metrics(None, neighbours, list(zip(range(40), range(40), strict=True)))  # type: ignore[arg-type]
 
     ours = BitextMiningEvaluator("x", {"s-t": (src, tgt)}, both_directions=False)(TableEncoder(table))
     got = ours["per_direction"]["s->t"]
@@ -321,8 +338,9 @@ def test_ivf_matches_flat_top1() -> None:
     corpus = {ids[i]: f"text {i}" for i in range(2000)}
     qtexts = {f"q{i}": f"query {i}" for i in range(100)}
     qrels = {f"q{i}": {top1[i]: 1} for i in range(100)}
-    out = RetrievalEvaluator("ivf", qtexts, corpus, qrels, ivf_threshold=1000, ivf_nlist=16,
-                             ivf_nprobe=16)(TableEncoder(texts))
+    out = RetrievalEvaluator("ivf", qtexts, corpus, qrels, ivf_threshold=1000, ivf_nlist=16, ivf_nprobe=16)(
+        TableEncoder(texts)
+    )
     assert out["overall"]["recall_at_1"] == 1.0
 
 
@@ -388,12 +406,19 @@ def test_parallel_file_readers(tmp_path: Path, caplog: pytest.LogCaptureFixture)
 
 def _write_beir(folder: Path, qrels_lines: list[str], corpus: list[dict] | None = None) -> None:
     (folder / "qrels").mkdir(parents=True)
-    docs = corpus if corpus is not None else [{"_id": "d1", "title": "Berlin", "text": "Capital of Germany."},
-                                             {"_id": "d2", "text": "Paris is in France."}]
+    docs = (
+        corpus
+        if corpus is not None
+        else [
+            {"_id": "d1", "title": "Berlin", "text": "Capital of Germany."},
+            {"_id": "d2", "text": "Paris is in France."},
+        ]
+    )
     (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs) + "{broken\n", encoding="utf-8")
     (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "German capital?"}) + "\n", encoding="utf-8")
-    (folder / "qrels" / "test.tsv").write_text("\n".join(["query-id\tcorpus-id\tscore", *qrels_lines]) + "\n",
-                                               encoding="utf-8")
+    (folder / "qrels" / "test.tsv").write_text(
+        "\n".join(["query-id\tcorpus-id\tscore", *qrels_lines]) + "\n", encoding="utf-8"
+    )
 
 
 def test_beir_reader(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -427,8 +452,16 @@ def test_beir_reader_unknown_docs(tmp_path: Path) -> None:
 
 
 def _pair(i: int, query: str, positive: str, negatives: list[str], lang: str) -> dict:
-    return {"id": f"r{i}", "query": query, "positive": positive, "negatives": negatives, "task": "retrieval",
-            "query_lang": lang, "doc_lang": "en", "source": "test"}
+    return {
+        "id": f"r{i}",
+        "query": query,
+        "positive": positive,
+        "negatives": negatives,
+        "task": "retrieval",
+        "query_lang": lang,
+        "doc_lang": "en",
+        "source": "test",
+    }
 
 
 def test_from_pairs_rows_and_parquet(tmp_path: Path) -> None:
@@ -467,8 +500,9 @@ def test_from_pairs_bad_inputs(tmp_path: Path) -> None:
 # FLORES reader on the real shared files
 # ---------------------------------------------------------------------------------------------
 
-needs_flores = pytest.mark.skipif(not FLORES_DIR.is_dir(), reason=f"FLORES subset not present at {FLORES_DIR} "
-                                  "(CI provides it)")
+needs_flores = pytest.mark.skipif(
+    not FLORES_DIR.is_dir(), reason=f"FLORES subset not present at {FLORES_DIR} (CI provides it)"
+)
 
 
 @needs_flores
@@ -482,7 +516,7 @@ def test_flores_reader_real_files() -> None:
     # alignment by index_id, checked against the raw files
     raw_de, raw_en = (read_flores_file(FLORES_DIR / c / "dev.tsv") for c in ("deu_Latn", "eng_Latn"))
     by_text = {v: k for k, v in raw_de.items()}
-    assert all(raw_en[by_text[d]] == e for d, e in zip(deu, eng))
+    assert all(raw_en[by_text[d]] == e for d, e in zip(deu, eng, strict=True))
     full = read_flores(["fra_Latn"], root=FLORES_DIR, split=["dev", "test"])["fra_Latn-eng_Latn"]
     assert len(full[0]) == len(full[1]) == 99 + 204
     assert any('"' in s for s in raw_en.values())  # quotes survive: quoting is off
@@ -498,10 +532,14 @@ def test_flores_bitext_end_to_end() -> None:
 def test_flores_errors_and_skips(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(FileNotFoundError, match="no_such_dir"):
         read_flores(["deu_Latn"], root=tmp_path / "no_such_dir")
-    for code, rows in {"eng_Latn": ["1\tc\tOne", "2\tc\tTwo", "3\tc\tThree"],
-                       "deu_Latn": ["1\tc\tEins", "2\tc", "3\tc\tDrei", "4\tc\tVier"]}.items():
+    for code, rows in {
+        "eng_Latn": ["1\tc\tOne", "2\tc\tTwo", "3\tc\tThree"],
+        "deu_Latn": ["1\tc\tEins", "2\tc", "3\tc\tDrei", "4\tc\tVier"],
+    }.items():
         (tmp_path / code).mkdir()
-        (tmp_path / code / "dev.tsv").write_text("index_id\tcategory\ttext\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        (tmp_path / code / "dev.tsv").write_text(
+            "index_id\tcategory\ttext\n" + "\n".join(rows) + "\n", encoding="utf-8"
+        )
     with caplog.at_level(logging.WARNING):
         pairs = read_flores(["deu_Latn"], root=tmp_path)
     assert pairs == {"deu_Latn-eng_Latn": (["Eins", "Drei"], ["One", "Three"])}
@@ -518,7 +556,10 @@ def test_flores_errors_and_skips(tmp_path: Path, caplog: pytest.LogCaptureFixtur
 
 def test_format_table_and_bar_chart(tmp_path: Path) -> None:
     results = {
-        "base": {"overall": {"main_score": 0.5}, "per_language": {"deu": {"main_score": 0.4}, "fra": {"main_score": 0.6}}},
+        "base": {
+            "overall": {"main_score": 0.5},
+            "per_language": {"deu": {"main_score": 0.4}, "fra": {"main_score": 0.6}},
+        },
         "tuned": {"overall": {"main_score": 0.7}, "per_language": {"deu": {"main_score": 0.65}}},
     }
     table = format_table(results)

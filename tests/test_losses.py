@@ -94,9 +94,7 @@ def test_infonce_matches_loop_reference(k: int, symmetric: bool, temperature: fl
     n = _unit(b * k, DIM, seed=3) if k else None
     module = InfoNCELoss(temperature=temperature, symmetric=symmetric)
     loss, grads = _loss_and_grads(lambda q, p, n: module(q, p, n), q, p, n)
-    ref, ref_grads = _loss_and_grads(
-        lambda q, p, n: reference_loss(q, p, n, temperature, symmetric), q, p, n
-    )
+    ref, ref_grads = _loss_and_grads(lambda q, p, n: reference_loss(q, p, n, temperature, symmetric), q, p, n)
     _close(loss, ref, 1e-6)
     for g, rg in zip(grads, ref_grads):
         _close(g, rg, 1e-6)
@@ -125,9 +123,7 @@ def test_false_negative_masking(symmetric: bool) -> None:
 
     masked = InfoNCELoss(temperature=t, symmetric=symmetric)
     loss, grads = _loss_and_grads(lambda q, p, n: masked(q, p, n, ph, nh), q, p, n)
-    ref, ref_grads = _loss_and_grads(
-        lambda q, p, n: reference_loss(q, p, n, t, symmetric, pos_hash, neg_hash), q, p, n
-    )
+    ref, ref_grads = _loss_and_grads(lambda q, p, n: reference_loss(q, p, n, t, symmetric, pos_hash, neg_hash), q, p, n)
     _close(loss, ref, 1e-6)
     for g, rg in zip(grads, ref_grads):
         _close(g, rg, 1e-6)
@@ -226,9 +222,7 @@ def _slice_batch(batch: dict[str, Tensor], rank: int, world: int) -> dict[str, T
     return out
 
 
-def _plain_loss(
-    loss: InfoNCELoss, encoder: TinyEncoder, batch: dict[str, Tensor], chunk: int | None
-) -> Tensor:
+def _plain_loss(loss: InfoNCELoss, encoder: TinyEncoder, batch: dict[str, Tensor], chunk: int | None) -> Tensor:
     """Encode every group with grad (optionally in the same chunks as GradCache)."""
     embs = []
     for prefix in ("q", "p", "n"):
@@ -325,9 +319,7 @@ def _global_embeddings(b: int, k: int):
 
 
 def _dist_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group(
-        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
-    )
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         results: dict[str, object] = {}
         b = 4
@@ -382,9 +374,7 @@ def test_two_process_gather_matches_single_process(tmp_path: Path) -> None:
         q, p, n, ph, nh = _global_embeddings(b, k)
         module = InfoNCELoss(**cfg["kwargs"])
         hashes = (ph, nh) if cfg["hashes"] else (None, None)
-        want_loss, want_grads = _loss_and_grads(
-            lambda q, p, n: module(q, p, n, *hashes), q, p, n
-        )
+        want_loss, want_grads = _loss_and_grads(lambda q, p, n: module(q, p, n, *hashes), q, p, n)
         # (a) the single-process loss is the mean of the rank losses.
         _close(sum(r[name][0] for r in ranks) / WORLD, want_loss, 1e-6)
         # (b) the gather's backward sums over ranks, so each rank's local embeddings get

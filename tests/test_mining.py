@@ -17,12 +17,23 @@ from rtrain.config import ConfigError, resolve
 from rtrain.data.files import PairDataError, validate_pair_files
 from rtrain.mining import MineConfig, MiningError, mine
 from rtrain.mining.search import ArraySource, build_index, index_kind, search_batches
+
 from tiny import TrigramEncoder, pair_rows, write_jsonl
 
 DIM = 16
 # Cosine of each document with the query "qa" (the query is e0; document j is s * e0 + sqrt(1 - s^2) * e_j).
-SCORES = {"pa": 0.80, "d1": 0.95, "d2": 0.79, "d3": 0.77, "d4": 0.75, "d5": 0.70, "d6": 0.65, "d7": 0.60,
-          "d8": 0.55, "pb": 0.70}
+SCORES = {
+    "pa": 0.80,
+    "d1": 0.95,
+    "d2": 0.79,
+    "d3": 0.77,
+    "d4": 0.75,
+    "d5": 0.70,
+    "d6": 0.65,
+    "d7": 0.60,
+    "d8": 0.55,
+    "pb": 0.70,
+}
 
 
 class FixedEncoder:
@@ -42,8 +53,16 @@ class FixedEncoder:
 
 
 def _row(i: int, query: str, positive: str, lang: str = "en") -> dict:
-    return {"id": f"r{i}", "query": query, "positive": positive, "negatives": ["old"], "task": "retrieval",
-            "query_lang": lang, "doc_lang": lang, "source": "t"}
+    return {
+        "id": f"r{i}",
+        "query": query,
+        "positive": positive,
+        "negatives": ["old"],
+        "task": "retrieval",
+        "query_lang": lang,
+        "doc_lang": lang,
+        "source": "t",
+    }
 
 
 def _hand_case(tmp_path: Path) -> tuple[Path, Path]:
@@ -56,8 +75,9 @@ def _hand_case(tmp_path: Path) -> tuple[Path, Path]:
 
 def _mine_one(tmp_path: Path, name: str, **settings: object) -> tuple[dict, dict]:
     pairs, corpus = _hand_case(tmp_path)
-    cfg = MineConfig(model="fixed", corpus=[str(corpus)], cache_dir=str(tmp_path / "cache"),
-                     show_progress=False, **settings)
+    cfg = MineConfig(
+        model="fixed", corpus=[str(corpus)], cache_dir=str(tmp_path / "cache"), show_progress=False, **settings
+    )
     manifest = mine([str(pairs)], cfg, tmp_path / name, encoder=FixedEncoder(), encoder_key="fixed")
     (row,) = pq.read_table(tmp_path / name / "pairs.parquet").to_pylist()
     return row, manifest
@@ -87,8 +107,16 @@ def test_exact_index_selects_the_top_of_the_window_after_filters(
     assert row["pos_score"] == pytest.approx(0.80, abs=1e-6)
     assert manifest["pool"] == 10  # 8 d*, pa, qa: the duplicate d5 and the corpus copy of pa are merged
     assert manifest["indexes"][0]["kind"] == "flat"
-    expected = {"candidates": 10, "positive": 1, "query_text": 1, "absolute_margin": 0, "relative_margin": 0,
-                "max_score": 0, "min_score": 0, **removed}
+    expected = {
+        "candidates": 10,
+        "positive": 1,
+        "query_text": 1,
+        "absolute_margin": 0,
+        "relative_margin": 0,
+        "max_score": 0,
+        "min_score": 0,
+        **removed,
+    }
     assert manifest["removed"] == expected
     assert manifest["rows_short"] == 0 and manifest["negatives"] == 2
 
@@ -116,8 +144,9 @@ def test_every_positive_of_a_query_is_excluded_and_the_lowest_sets_the_margin(tm
     rows = [_row(0, "qa", "pa"), _row(1, "qa", "pb")]
     pairs = write_jsonl(rows, tmp_path / "pairs.jsonl")
     corpus = write_jsonl([{"text": t} for t in ("d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8")], tmp_path / "c.jsonl")
-    cfg = MineConfig(model="fixed", corpus=[str(corpus)], num_negatives=2, range_max=12, cache=False,
-                     show_progress=False)
+    cfg = MineConfig(
+        model="fixed", corpus=[str(corpus)], num_negatives=2, range_max=12, cache=False, show_progress=False
+    )
     manifest = mine([str(pairs)], cfg, tmp_path / "out", encoder=FixedEncoder(), encoder_key="fixed")
     out = pq.read_table(tmp_path / "out" / "pairs.parquet").to_pylist()
     # lowest positive 0.70 -> threshold 0.665: d1..d5 dropped (d5 = 0.70 too); pa and pb are positives, never negatives.
@@ -129,8 +158,10 @@ def test_every_positive_of_a_query_is_excluded_and_the_lowest_sets_the_margin(tm
 
 def _bilingual(tmp_path: Path) -> Path:
     en = pair_rows(40, negatives=0, seed=1, lang="en")
-    de = [{**r, "id": f"de-{i}", "positive": r["positive"] + " ja", "query": r["query"] + " bitte"}
-          for i, r in enumerate(pair_rows(40, negatives=0, seed=2, lang="de"))]
+    de = [
+        {**r, "id": f"de-{i}", "positive": r["positive"] + " ja", "query": r["query"] + " bitte"}
+        for i, r in enumerate(pair_rows(40, negatives=0, seed=2, lang="de"))
+    ]
     return write_jsonl(en + de, tmp_path / "pairs.jsonl")
 
 
@@ -140,8 +171,15 @@ def test_same_language_keeps_negatives_in_the_rows_language(tmp_path: Path, same
     lang_of = {r["positive"]: r["doc_lang"] for r in map(json.loads, pairs.read_text().splitlines())}
     results = {}
     for setting in ("none", same_language):
-        cfg = MineConfig(model="tri", same_language=setting, num_negatives=3, range_max=30, relative_margin=None,
-                         cache_dir=str(tmp_path / "cache"), show_progress=False)
+        cfg = MineConfig(
+            model="tri",
+            same_language=setting,
+            num_negatives=3,
+            range_max=30,
+            relative_margin=None,
+            cache_dir=str(tmp_path / "cache"),
+            show_progress=False,
+        )
         manifest = mine([str(pairs)], cfg, tmp_path / setting, encoder=TrigramEncoder(), encoder_key="tri")
         results[setting] = pq.read_table(tmp_path / setting / "pairs.parquet").to_pylist()
         assert manifest["rows_short"] == 0
@@ -153,8 +191,9 @@ def test_same_language_keeps_negatives_in_the_rows_language(tmp_path: Path, same
 
 def test_cache_is_reused_and_only_new_texts_are_encoded(tmp_path: Path) -> None:
     pairs = write_jsonl(pair_rows(60, negatives=0, seed=4), tmp_path / "a" / "pairs.jsonl")
-    cfg = MineConfig(model="tri", num_negatives=2, cache_dir=str(tmp_path / "cache"), show_progress=False,
-                     shard_size=25)
+    cfg = MineConfig(
+        model="tri", num_negatives=2, cache_dir=str(tmp_path / "cache"), show_progress=False, shard_size=25
+    )
     first_enc, second_enc = TrigramEncoder(), TrigramEncoder()
     first = mine([str(pairs)], cfg, tmp_path / "o1", encoder=first_enc, encoder_key="tri")
     second = mine([str(pairs)], cfg, tmp_path / "o2", encoder=second_enc, encoder_key="tri")
@@ -163,8 +202,10 @@ def test_cache_is_reused_and_only_new_texts_are_encoded(tmp_path: Path) -> None:
     assert len(list((tmp_path / "cache" / "tri" / "document").glob("*.npy"))) >= 2  # shard_size splits shards
     same = [pq.read_table(tmp_path / o / "pairs.parquet").column("negatives").to_pylist() for o in ("o1", "o2")]
     assert same[0] == same[1]
-    grown = write_jsonl(pair_rows(60, negatives=0, seed=4) + [_row(99, "a brand new query", "a brand new doc")],
-                        tmp_path / "b" / "pairs.jsonl")
+    grown = write_jsonl(
+        pair_rows(60, negatives=0, seed=4) + [_row(99, "a brand new query", "a brand new doc")],
+        tmp_path / "b" / "pairs.jsonl",
+    )
     third_enc = TrigramEncoder()
     mine([str(grown)], cfg, tmp_path / "o3", encoder=third_enc, encoder_key="tri")
     assert sorted(third_enc.calls) == [("document", 1), ("query", 1)]
@@ -205,8 +246,15 @@ def test_ray_data_embedding_matches_in_process(tmp_path: Path, tiny_model: Path,
     pairs = write_jsonl(pair_rows(50, negatives=0, seed=6), tmp_path / "pairs.jsonl")
     out, shards = {}, {}
     for engine in ("local", "ray"):
-        cfg = MineConfig(model=str(tiny_model), engine=engine, ray_workers=2, ray_cpus_per_worker=0.5,
-                         num_negatives=2, cache_dir=str(tmp_path / engine), show_progress=False)
+        cfg = MineConfig(
+            model=str(tiny_model),
+            engine=engine,
+            ray_workers=2,
+            ray_cpus_per_worker=0.5,
+            num_negatives=2,
+            cache_dir=str(tmp_path / engine),
+            show_progress=False,
+        )
         if engine == "ray":  # queries come from the cache: one Ray Data job (documents) keeps the test short
             (local_key,) = (tmp_path / "local").iterdir()
             shutil.copytree(local_key / "query", tmp_path / "ray" / local_key.name / "query")
@@ -223,8 +271,18 @@ def test_ray_data_embedding_matches_in_process(tmp_path: Path, tiny_model: Path,
 
 def test_cli_end_to_end_then_warm_cache(tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture) -> None:
     pairs = write_jsonl(pair_rows(80, negatives=1, seed=7), tmp_path / "pairs.jsonl")
-    args = ["mine", str(pairs), "--model", str(tiny_model), "num_negatives=2", "range_min=2", "range_max=40",
-            "relative_margin=0.01", f"cache_dir={tmp_path / 'cache'}", "show_progress=false"]
+    args = [
+        "mine",
+        str(pairs),
+        "--model",
+        str(tiny_model),
+        "num_negatives=2",
+        "range_min=2",
+        "range_max=40",
+        "relative_margin=0.01",
+        f"cache_dir={tmp_path / 'cache'}",
+        "show_progress=false",
+    ]
     assert main([*args, "--out", str(tmp_path / "out")]) == 0
     assert "rows / unique queries / pool" in capsys.readouterr().out
     files, stats = validate_pair_files([str(tmp_path / "out")], negatives_per_query=0)  # manifest.json is skipped
@@ -248,12 +306,26 @@ def test_pipeline_mine_stage_runs_then_skips(tmp_path: Path, tiny_model: Path) -
     from rtrain.pipeline import PipelineConfig, run_pipeline
 
     data = {
-        "name": "mine-test", "workdir": str(tmp_path / "w"),
+        "name": "mine-test",
+        "workdir": str(tmp_path / "w"),
         "stages": {
-            "synth": {"config": {"languages": ["en"], "tasks": ["retrieval"], "examples_per_task_language": 30,
-                                 "heldout_examples_per_task_language": 0, "negatives_per_row": 0}},
-            "mine": {"config": {"model": str(tiny_model), "num_negatives": 2, "show_progress": False,
-                                "cache_dir": str(tmp_path / "cache")}},
+            "synth": {
+                "config": {
+                    "languages": ["en"],
+                    "tasks": ["retrieval"],
+                    "examples_per_task_language": 30,
+                    "heldout_examples_per_task_language": 0,
+                    "negatives_per_row": 0,
+                }
+            },
+            "mine": {
+                "config": {
+                    "model": str(tiny_model),
+                    "num_negatives": 2,
+                    "show_progress": False,
+                    "cache_dir": str(tmp_path / "cache"),
+                }
+            },
         },
     }
     cfg = resolve(PipelineConfig, data)
@@ -264,8 +336,9 @@ def test_pipeline_mine_stage_runs_then_skips(tmp_path: Path, tiny_model: Path) -
     assert stats.rows == 30 and pq.read_table(mined).column("pos_score").null_count == 0
     assert run_pipeline(cfg)["mine"] == "skipped"
     with pytest.raises(ConfigError, match="num_negatives"):
-        resolve(PipelineConfig, {**data, "stages": {"mine": {"config": {"model": "m", "num_negatives": 5,
-                                                                         "range_max": 3}}}})
+        resolve(
+            PipelineConfig, {**data, "stages": {"mine": {"config": {"model": "m", "num_negatives": 5, "range_max": 3}}}}
+        )
 
 
 def test_bad_inputs_fail_with_the_file_key_and_fix(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

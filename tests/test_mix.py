@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import job_dict
-from tiny import pair_rows, write_jsonl
 from rtrain.config import ConfigError, resolve_job
 from rtrain.data.layout import MANIFEST, plan_mix
 from rtrain.train.loop import LOG_FILE
 from rtrain.train.trainer import train
+
+from tiny import job_dict, pair_rows, write_jsonl
 
 TASKS = ["retrieval", "qa", "bitext", "paraphrase"]
 LANGS = ["en", "de", "fr"]
@@ -31,7 +31,9 @@ def varied_rows(n: int, seed: int, source: str, negatives: int = 2) -> list[dict
 
 def plan(tmp_path: Path, world: int = 2, batch: int = 4, **data) -> tuple[dict, list]:
     """Plan a mix on the tiny setup; returns the manifest and each rank's rows."""
-    job = job_dict(Path("unused-model"), tmp_path / "a.jsonl", tmp_path / "runs", train={"batch_size_per_worker": batch})
+    job = job_dict(
+        Path("unused-model"), tmp_path / "a.jsonl", tmp_path / "runs", train={"batch_size_per_worker": batch}
+    )
     job["data"] = {"tokenize_batch_size": 64, **data}
     job["scaling"]["num_workers"] = world
     cfg = resolve_job(job)
@@ -54,17 +56,24 @@ def source_of(row: dict) -> str:
 
 def test_weights_set_each_epochs_proportions(two_sources: Path) -> None:
     manifest, ranks, _ = plan(
-        two_sources, sources=[{"name": "a", "files": [str(two_sources / "a.jsonl")], "weight": 1.0},
-                              {"name": "b", "files": [str(two_sources / "b.jsonl")], "weight": 1.0}],
+        two_sources,
+        sources=[
+            {"name": "a", "files": [str(two_sources / "a.jsonl")], "weight": 1.0},
+            {"name": "b", "files": [str(two_sources / "b.jsonl")], "weight": 1.0},
+        ],
     )
     # without replacement the largest 1:1 epoch is 2 x 60 rows; 120 rows = 15 global batches of 8
     assert [s["rows_per_epoch"] for s in manifest["sources"]] == [60, 60]
     counts = Counter(source_of(r) for rows in ranks for r in rows)
     assert counts == {"big": 60, "small": 60}
     manifest, ranks, _ = plan(
-        two_sources, sampling="with_replacement", max_rows=400,
-        sources=[{"name": "a", "files": [str(two_sources / "a.jsonl")], "weight": 3.0},
-                 {"name": "b", "files": [str(two_sources / "b.jsonl")], "weight": 1.0}],
+        two_sources,
+        sampling="with_replacement",
+        max_rows=400,
+        sources=[
+            {"name": "a", "files": [str(two_sources / "a.jsonl")], "weight": 3.0},
+            {"name": "b", "files": [str(two_sources / "b.jsonl")], "weight": 1.0},
+        ],
     )
     counts = Counter(source_of(r) for rows in ranks for r in rows)
     assert counts == {"big": 300, "small": 100}  # 3:1 of 400, the small source upsampled
@@ -111,7 +120,9 @@ def test_homogeneous_global_batches_across_ranks(two_sources: Path) -> None:
 
 
 def test_short_negatives_skip_or_pad_from_the_same_global_batch(tmp_path: Path) -> None:
-    rows = varied_rows(40, 1, "a", negatives=2) + [dict(r, id=f"s{i}") for i, r in enumerate(varied_rows(8, 2, "b", negatives=0))]
+    rows = varied_rows(40, 1, "a", negatives=2) + [
+        dict(r, id=f"s{i}") for i, r in enumerate(varied_rows(8, 2, "b", negatives=0))
+    ]
     write_jsonl(rows, tmp_path / "a.jsonl")
     job = job_dict(Path("m"), tmp_path / "a.jsonl", tmp_path / "runs", loss={"negatives_per_query": 2})
     with pytest.raises(Exception, match="fewer than loss.negatives_per_query=2"):
@@ -141,20 +152,25 @@ def test_config_errors_name_the_keys() -> None:
     with pytest.raises(ConfigError, match="exactly one of data.train_files"):
         resolve_job({**base, "data": {"train_files": ["a"], "sources": [{"name": "s", "files": ["b"]}]}})
     with pytest.raises(ConfigError, match="missing for \\['t'\\]"):
-        resolve_job({**base, "data": {"sources": [{"name": "s", "files": ["a"], "weight": 2},
-                                                  {"name": "t", "files": ["b"]}]}})
+        resolve_job(
+            {**base, "data": {"sources": [{"name": "s", "files": ["a"], "weight": 2}, {"name": "t", "files": ["b"]}]}}
+        )
     with pytest.raises(ConfigError, match="homogeneous_batches"):
         resolve_job({**base, "data": {"train_files": ["a"], "homogeneous_batches": "yes"}})
 
 
 def test_two_workers_train_on_one_task_per_step(tiny_model: Path, tmp_path: Path, ray_local) -> None:
     write_jsonl(varied_rows(192, 1, "big"), tmp_path / "a.jsonl")
-    cfg = resolve_job(job_dict(
-        tiny_model, tmp_path / "a.jsonl", tmp_path / "runs",
-        data={"homogeneous_batches": "task"},
-        train={"backend": "ddp", "max_steps": 8, "log_every_steps": 1, "batch_size_per_worker": 4},
-        output={"export": False},
-    ))
+    cfg = resolve_job(
+        job_dict(
+            tiny_model,
+            tmp_path / "a.jsonl",
+            tmp_path / "runs",
+            data={"homogeneous_batches": "task"},
+            train={"backend": "ddp", "max_steps": 8, "log_every_steps": 1, "batch_size_per_worker": 4},
+            output={"export": False},
+        )
+    )
     outcome = train(cfg)
     log = [json.loads(line) for line in (outcome.run_dir / LOG_FILE).read_text().splitlines()]
     assert [r["step"] for r in log] == list(range(1, 9))
@@ -185,13 +201,25 @@ def test_pipeline_train_stage_resolves_source_files_in_the_workdir(tmp_path: Pat
     from rtrain.pipeline import PipelineConfig
     from rtrain.pipeline.runner import train_job
 
-    job = {"model": {"name_or_path": "m"},
-           "data": {"sources": [{"name": "synth", "files": ["synth/train.parquet"], "weight": 1},
-                                {"name": "mined", "files": ["mined"], "weight": 2}]}}
+    job = {
+        "model": {"name_or_path": "m"},
+        "data": {
+            "sources": [
+                {"name": "synth", "files": ["synth/train.parquet"], "weight": 1},
+                {"name": "mined", "files": ["mined"], "weight": 2},
+            ]
+        },
+    }
     cfg = resolve(PipelineConfig, {"name": "p", "workdir": str(tmp_path), "stages": {"train": {"job": job}}}, [])
     assert cfg.stages.train.inputs == ["synth/train.parquet", "mined"]  # the sources' files are the stage inputs
     resolved = train_job(cfg, cfg.stages.train)
-    assert [s.files for s in resolved.data.sources] == [[str(tmp_path / "synth/train.parquet")], [str(tmp_path / "mined")]]
+    assert [s.files for s in resolved.data.sources] == [
+        [str(tmp_path / "synth/train.parquet")],
+        [str(tmp_path / "mined")],
+    ]
     with pytest.raises(ConfigError, match="drop `inputs`"):
-        resolve(PipelineConfig, {"name": "p", "workdir": str(tmp_path),
-                                 "stages": {"train": {"job": job, "inputs": ["x"]}}}, [])
+        resolve(
+            PipelineConfig,
+            {"name": "p", "workdir": str(tmp_path), "stages": {"train": {"job": job, "inputs": ["x"]}}},
+            [],
+        )

@@ -13,6 +13,7 @@ from rtrain.models.encoder import EmbeddingModel, build_encoder, prefix_texts
 from rtrain.models.loading import load_backbone, resolve_model_path
 from rtrain.models.lora import apply_lora, detect_target_modules
 from rtrain.models.pooling import pool
+
 from tiny import make_tiny_model
 
 
@@ -48,8 +49,16 @@ def test_lora_targets_per_family(tmp_path: Path) -> None:
     assert {"query", "key", "value", "dense"} <= {n.split(".")[-4] for n in trainable}  # ...query.lora_A.default.weight
     xlmr, _ = load_backbone(str(make_tiny_model(tmp_path / "x", family="xlmr")))
     assert detect_target_modules(xlmr) == ["query", "key", "value", "dense"]
-    llama = LlamaModel(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                   num_attention_heads=2, num_key_value_heads=2))
+    llama = LlamaModel(
+        LlamaConfig(
+            vocab_size=50,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    )
     assert detect_target_modules(llama) == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     with pytest.raises(ValueError, match=r"lora.target_modules \['qkv'\] not found.*q_proj"):
         apply_lora(llama, LoraConfig(target_modules=["qkv"]))
@@ -77,7 +86,9 @@ def test_full_finetuning_and_gradient_checkpointing_match(tmp_path: Path) -> Non
 
 
 def test_prefixes_and_embedding_model(tmp_path: Path) -> None:
-    cfg = ModelConfig(name_or_path=str(make_tiny_model(tmp_path / "m")), query_prefix="query: ", passage_prefix="passage: ")
+    cfg = ModelConfig(
+        name_or_path=str(make_tiny_model(tmp_path / "m")), query_prefix="query: ", passage_prefix="passage: "
+    )
     assert prefix_texts(["a"], "query", cfg) == ["query: a"]
     assert prefix_texts(["a"], "document", cfg) == ["passage: a"]
     model = EmbeddingModel.load(cfg)

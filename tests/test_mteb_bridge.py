@@ -42,6 +42,7 @@ from rtrain.eval.mteb_bridge import (  # noqa: E402
 )
 from rtrain.eval.readers import read_mlqa, read_mlqa_cross, read_sts17, read_stsb  # noqa: E402
 from rtrain.models.encoder import EmbeddingModel  # noqa: E402
+
 from tiny import pair_rows  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:To copy construct from a tensor:UserWarning")  # inside mteb
@@ -64,8 +65,13 @@ def minilm() -> Iterator[EmbeddingModel]:
 
 def _mteb_scores(encoder: object, tasks: list) -> dict[str, dict[str, dict[str, float]]]:
     """{task_name: {hf_subset: scores}} from mteb.evaluate with no result cache."""
-    result = mteb.evaluate(MtebEncoder(encoder, name="rtrain/minilm"), tasks, cache=None,
-                           encode_kwargs={"batch_size": 32}, show_progress_bar=False)
+    result = mteb.evaluate(
+        MtebEncoder(encoder, name="rtrain/minilm"),
+        tasks,
+        cache=None,
+        encode_kwargs={"batch_size": 32},
+        show_progress_bar=False,
+    )
     out: dict[str, dict[str, dict[str, float]]] = {}
     for task_result in result.task_results:
         (entries,) = task_result.scores.values()
@@ -80,18 +86,25 @@ def _assert_close(ours: dict, theirs: dict, names: list[str], where: str) -> Non
 
 def test_retrieval_matches_mteb(minilm: EmbeddingModel) -> None:
     root = SHARED / "mlqa_r_dev"
-    data = {"en": read_mlqa("en", root=root, limit=8, corpus_limit=16),
-            "de": read_mlqa("de", root=root, limit=8, corpus_limit=16),
-            "de-en": read_mlqa_cross("de", root=root, limit=8, corpus_limit=16)}
+    data = {
+        "en": read_mlqa("en", root=root, limit=8, corpus_limit=16),
+        "de": read_mlqa("de", root=root, limit=8, corpus_limit=16),
+        "de-en": read_mlqa_cross("de", root=root, limit=8, corpus_limit=16),
+    }
     rows = pair_rows(30, negatives=2, seed=5)
-    ours = {s: RetrievalEvaluator(s, d.queries, d.corpus, d.qrels, k_values=K_VALUES)(minilm)["overall"]
-            for s, d in data.items()}
+    ours = {
+        s: RetrievalEvaluator(s, d.queries, d.corpus, d.qrels, k_values=K_VALUES)(minilm)["overall"]
+        for s, d in data.items()
+    }
     ours_pairs = RetrievalEvaluator.from_pairs(rows, k_values=K_VALUES)(minilm)["overall"]
 
-    theirs = _mteb_scores(minilm, [
-        mlqa_retrieval_task(["en", "de"], mode="both", limit=8, corpus_limit=16, root=root, k_values=K_VALUES),
-        pairs_retrieval_task(rows, k_values=K_VALUES),
-    ])
+    theirs = _mteb_scores(
+        minilm,
+        [
+            mlqa_retrieval_task(["en", "de"], mode="both", limit=8, corpus_limit=16, root=root, k_values=K_VALUES),
+            pairs_retrieval_task(rows, k_values=K_VALUES),
+        ],
+    )
     assert set(theirs["LocalMLQARetrieval"]) == {"en", "de", "de-en"}
     for subset, metrics in ours.items():
         assert 0.0 < metrics["ndcg_at_10"] < 1.0  # non-trivial
@@ -113,12 +126,23 @@ def test_bitext_matches_mteb(minilm: EmbeddingModel) -> None:
 
 
 def test_sts_matches_mteb(minilm: EmbeddingModel) -> None:
-    pairs = {"en": read_stsb("en", "test", root=SHARED / "stsb_multi_mt", limit=50),
-             "en-tr": read_sts17("en-tr", root=SHARED / "sts17_semeval", limit=50)}
+    pairs = {
+        "en": read_stsb("en", "test", root=SHARED / "stsb_multi_mt", limit=50),
+        "en-tr": read_sts17("en-tr", root=SHARED / "sts17_semeval", limit=50),
+    }
     ours = STSEvaluator("sts", pairs)(minilm)["per_language"]
     theirs = _mteb_scores(minilm, [local_sts_task("LocalSTS", pairs)])["LocalSTS"]
-    names = ["cosine_spearman", "cosine_pearson", "manhattan_spearman", "manhattan_pearson",
-             "euclidean_spearman", "euclidean_pearson", "spearman", "pearson", "main_score"]
+    names = [
+        "cosine_spearman",
+        "cosine_pearson",
+        "manhattan_spearman",
+        "manhattan_pearson",
+        "euclidean_spearman",
+        "euclidean_pearson",
+        "spearman",
+        "pearson",
+        "main_score",
+    ]
     for track in pairs:
         _assert_close(ours[track], theirs[track], names, track)
 
@@ -133,14 +157,22 @@ class _Trigrams:
 
 
 def test_suite_results_load_as_mteb_task_results(tmp_path: Path) -> None:
-    suite = load_suite({"name": "t", "data_root": str(SHARED), "tasks": [
-        {"kind": "mlqa", "languages": ["en", "es"], "limit": 5, "corpus_limit": 10},
-        {"kind": "sts17", "languages": ["en-en", "es-es"], "limit": 30},
-    ]})
+    suite = load_suite(
+        {
+            "name": "t",
+            "data_root": str(SHARED),
+            "tasks": [
+                {"kind": "mlqa", "languages": ["en", "es"], "limit": 5, "corpus_limit": 10},
+                {"kind": "sts17", "languages": ["en-en", "es-es"], "limit": 30},
+            ],
+        }
+    )
     out = run_suite(suite, {"tri": _Trigrams()}, tmp_path)
     for task in ("LocalMLQARetrieval", "LocalSTS17"):
         result = mteb.TaskResult.from_disk(tmp_path / "tri" / f"{task}.json")
-        assert result.task_name == task and sorted(result.hf_subsets) == sorted(out["results"][task]["tri"]["per_language"])
+        assert result.task_name == task and sorted(result.hf_subsets) == sorted(
+            out["results"][task]["tri"]["per_language"]
+        )
         assert result.get_score() == pytest.approx(out["results"][task]["tri"]["overall"]["main_score"], abs=1e-6)
 
 

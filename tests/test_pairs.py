@@ -94,8 +94,13 @@ def test_squad_skips_and_counts_unanswerable(tmp_path: Path) -> None:
         tmp_path,
         {"kind": "squad", "name": "qa", "files": files},
         {"kind": "squad", "name": "qa_all", "files": {"fa": files["fa"]}, "skip_unanswerable": False},
-        {"kind": "squad", "name": "ja", "files": {"ja": "qa_native/ja.jsquad_v1.3_valid.json"}, "max_rows": 300,
-         "context_replace": {" [SEP] ": "\n"}},
+        {
+            "kind": "squad",
+            "name": "ja",
+            "files": {"ja": "qa_native/ja.jsquad_v1.3_valid.json"},
+            "max_rows": 300,
+            "context_replace": {" [SEP] ": "\n"},
+        },
     )
     fa = json.loads((SHARED / files["fa"]).read_text())
     impossible = sum(q.get("is_impossible", False) for a in fa["data"] for p in a["paragraphs"] for q in p["qas"])
@@ -118,10 +123,18 @@ def test_squad_skips_and_counts_unanswerable(tmp_path: Path) -> None:
 
 @needs_shared
 def test_monolingual_ict_removes_the_sentence_from_its_context(tmp_path: Path) -> None:
-    common = {"kind": "monolingual", "files": {"vi": "ud_mono/vi_vtb.tsv"}, "mode": "ict", "document_column": 0,
-              "window": 4}
-    manifest = build(tmp_path, {**common, "name": "removed", "ict_remove_prob": 1.0},
-                     {**common, "name": "kept", "ict_remove_prob": 0.0})
+    common = {
+        "kind": "monolingual",
+        "files": {"vi": "ud_mono/vi_vtb.tsv"},
+        "mode": "ict",
+        "document_column": 0,
+        "window": 4,
+    }
+    manifest = build(
+        tmp_path,
+        {**common, "name": "removed", "ict_remove_prob": 1.0},
+        {**common, "name": "kept", "ict_remove_prob": 0.0},
+    )
     sentences = [line.split("\t")[2].strip() for line in (SHARED / "ud_mono/vi_vtb.tsv").read_text().splitlines()]
     removed = rows_of(tmp_path, "removed")
     assert len(removed) > 3000 and {r["task"] for r in removed} == {"self_supervised"}
@@ -140,8 +153,19 @@ def test_crops_come_from_one_document_and_documents_split_on_blank_lines(tmp_pat
         lines += [f"D{doc} sentence number {s} of document {doc}." for s in range(7)] + [""]
     lines += ["short", "", "Lonely sentence with no neighbours at all.", ""]
     (tmp_path / "docs.txt").write_text("\n".join(lines), encoding="utf-8")
-    manifest = build(tmp_path, {"kind": "monolingual", "name": "m", "files": {"en": "docs.txt"}, "mode": "both",
-                                "window": 4, "crops_per_block": 3, "crop_ratio": [0.3, 0.8]}, root=tmp_path)
+    manifest = build(
+        tmp_path,
+        {
+            "kind": "monolingual",
+            "name": "m",
+            "files": {"en": "docs.txt"},
+            "mode": "both",
+            "window": 4,
+            "crops_per_block": 3,
+            "crop_ratio": [0.3, 0.8],
+        },
+        root=tmp_path,
+    )
     rows = rows_of(tmp_path, "m")
     assert rows
     for row in rows:
@@ -154,8 +178,15 @@ def test_crops_come_from_one_document_and_documents_split_on_blank_lines(tmp_pat
 
 @needs_shared
 def test_word_crops_are_spans_of_the_same_line(tmp_path: Path) -> None:
-    src = {"kind": "monolingual", "name": "w", "mode": "crop", "crop_unit": "words", "crop_ratio": [0.3, 0.7],
-           "files": {"es": "ud_mono/es_gsd.tsv", "zh": "ud_mono/zh_gsdsimp.tsv"}, "max_rows": 800}
+    src = {
+        "kind": "monolingual",
+        "name": "w",
+        "mode": "crop",
+        "crop_unit": "words",
+        "crop_ratio": [0.3, 0.7],
+        "files": {"es": "ud_mono/es_gsd.tsv", "zh": "ud_mono/zh_gsdsimp.tsv"},
+        "max_rows": 800,
+    }
     build(tmp_path, src)
     lines = {}
     for name in ("es_gsd", "zh_gsdsimp"):
@@ -173,20 +204,37 @@ def test_word_crops_are_spans_of_the_same_line(tmp_path: Path) -> None:
 
 def test_pair_files_with_a_column_mapping_and_blank_texts(tmp_path: Path) -> None:
     records = [
-        {"question": "Wo liegt Lima?", "passage": "Lima liegt in Peru.", "hard": ["Quito liegt in Ecuador.", ""],
-         "lang": "de"},
+        {
+            "question": "Wo liegt Lima?",
+            "passage": "Lima liegt in Peru.",
+            "hard": ["Quito liegt in Ecuador.", ""],
+            "lang": "de",
+        },
         {"question": "  ", "passage": "Empty question.", "hard": [], "lang": "de"},
         {"question": "Where is Lima?", "passage": "Lima is in Peru.", "hard": None, "lang": None},
     ]
     (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n\n", encoding="utf-8")
-    pq.write_table(pa.Table.from_pylist([{"q": "Capital of Peru?", "d": "Lima is the capital of Peru."}]),
-                   tmp_path / "b.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([{"q": "Capital of Peru?", "d": "Lima is the capital of Peru."}]), tmp_path / "b.parquet"
+    )
     manifest = build(
         tmp_path,
-        {"kind": "pairs", "name": "mapped", "files": ["a.jsonl"], "task": "qa", "lang": "en",
-         "columns": {"query": "question", "positive": "passage", "negatives": "hard", "query_lang": "lang"}},
-        {"kind": "pairs", "name": "pq", "files": ["b.parquet"], "lang": "es", "doc_lang": "en",
-         "columns": {"query": "q", "positive": "d"}},
+        {
+            "kind": "pairs",
+            "name": "mapped",
+            "files": ["a.jsonl"],
+            "task": "qa",
+            "lang": "en",
+            "columns": {"query": "question", "positive": "passage", "negatives": "hard", "query_lang": "lang"},
+        },
+        {
+            "kind": "pairs",
+            "name": "pq",
+            "files": ["b.parquet"],
+            "lang": "es",
+            "doc_lang": "en",
+            "columns": {"query": "q", "positive": "d"},
+        },
         root=tmp_path,
     )
     rows = sorted(rows_of(tmp_path, "mapped"), key=lambda r: r["query"])
@@ -194,31 +242,54 @@ def test_pair_files_with_a_column_mapping_and_blank_texts(tmp_path: Path) -> Non
         ("Where is Lima?", "en", "en", [], "qa"),  # a null language column falls back to `lang`
         ("Wo liegt Lima?", "de", "en", ["Quito liegt in Ecuador."], "qa"),
     ]
-    assert skipped(manifest, "mapped") == {"blank line": 1, "blank negative (dropped from its row)": 1,
-                                           "blank query": 1}
+    assert skipped(manifest, "mapped") == {
+        "blank line": 1,
+        "blank negative (dropped from its row)": 1,
+        "blank query": 1,
+    }
     (row,) = rows_of(tmp_path, "pq")
     assert (row["query_lang"], row["doc_lang"], row["task"]) == ("es", "en", "retrieval")
 
 
 def test_hf_dataset_from_a_local_save(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
-    data = {"anchor": ["Was kostet ein Ticket?", "Wie alt ist Rom?", ""],
-            "pos": ["Ein Ticket kostet 2 Euro.", "Rom ist fast 2800 Jahre alt.", "leer"]}
+    data = {
+        "anchor": ["Was kostet ein Ticket?", "Wie alt ist Rom?", ""],
+        "pos": ["Ein Ticket kostet 2 Euro.", "Rom ist fast 2800 Jahre alt.", "leer"],
+    }
     datasets.Dataset.from_dict(data).save_to_disk(str(tmp_path / "single"))
-    datasets.DatasetDict({"train": datasets.Dataset.from_dict(data), "test": datasets.Dataset.from_dict(data)}
-                         ).save_to_disk(str(tmp_path / "dict"))
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_dict(data), "test": datasets.Dataset.from_dict(data)}
+    ).save_to_disk(str(tmp_path / "dict"))
     cols = {"query": "anchor", "positive": "pos"}
-    manifest = build(tmp_path, {"kind": "hf_dataset", "name": "hf", "path": "single", "lang": "de", "columns": cols},
-                     {"kind": "hf_dataset", "name": "hf2", "path": "dict", "split": "test", "lang": "de",
-                      "columns": cols}, root=tmp_path)
+    manifest = build(
+        tmp_path,
+        {"kind": "hf_dataset", "name": "hf", "path": "single", "lang": "de", "columns": cols},
+        {"kind": "hf_dataset", "name": "hf2", "path": "dict", "split": "test", "lang": "de", "columns": cols},
+        root=tmp_path,
+    )
     assert sorted(r["query"] for r in rows_of(tmp_path, "hf")) == ["Was kostet ein Ticket?", "Wie alt ist Rom?"]
     assert skipped(manifest, "hf") == {"blank query": 1} and manifest["sources"]["hf2"]["rows"] == 2
     with pytest.raises(CorpusError, match=r"holds splits \['train', 'test'\]; set split"):
-        build(tmp_path, {"kind": "hf_dataset", "name": "x", "path": "dict", "lang": "de", "columns": cols},
-              root=tmp_path, out="o2")
+        build(
+            tmp_path,
+            {"kind": "hf_dataset", "name": "x", "path": "dict", "lang": "de", "columns": cols},
+            root=tmp_path,
+            out="o2",
+        )
     with pytest.raises(CorpusError, match=r"missing column\(s\) 'text' \(for query\); available: \['anchor', 'pos'\]"):
-        build(tmp_path, {"kind": "hf_dataset", "name": "x", "path": "single", "lang": "de",
-                         "columns": {"query": "text", "positive": "pos"}}, root=tmp_path, out="o3")
+        build(
+            tmp_path,
+            {
+                "kind": "hf_dataset",
+                "name": "x",
+                "path": "single",
+                "lang": "de",
+                "columns": {"query": "text", "positive": "pos"},
+            },
+            root=tmp_path,
+            out="o3",
+        )
 
 
 # ---------------------------------------------------------------- determinism, guard, bad inputs
@@ -227,8 +298,12 @@ def test_hf_dataset_from_a_local_save(tmp_path: Path) -> None:
 @needs_shared
 def test_same_spec_and_seed_give_identical_bytes(tmp_path: Path) -> None:
     sources = [
-        {"kind": "parallel", "name": "p", "tsv": {"en": "ud_pud/en.pud.tsv", "fr": "ud_pud/fr.pud.tsv"},
-         "max_rows": 500},
+        {
+            "kind": "parallel",
+            "name": "p",
+            "tsv": {"en": "ud_pud/en.pud.tsv", "fr": "ud_pud/fr.pud.tsv"},
+            "max_rows": 500,
+        },
         {"kind": "monolingual", "name": "m", "files": {"ka": "ud_mono/ka_glc.tsv"}, "document_column": 0},
     ]
     build(tmp_path, *sources, out="a")
@@ -248,7 +323,9 @@ def test_heldout_rows_share_no_text_with_training_rows_and_folders_skip_them(tmp
     manifest = build(tmp_path, {**source, "heldout_rows": 50}, out="held")["sources"]["p"]
     train, held = rows_of(tmp_path, "p", out="held"), rows_of(tmp_path, "p", out="held/_heldout")
     assert len(held) == manifest["heldout"]["rows"] == 50 and len(train) == manifest["rows"] == 1500
-    assert not {t for r in held for t in (r["query"], r["positive"])} & {t for r in train for t in (r["query"], r["positive"])}
+    assert not {t for r in held for t in (r["query"], r["positive"])} & {
+        t for r in train for t in (r["query"], r["positive"])
+    }
     assert manifest["heldout"]["dropped_for_shared_text"] > 0
     # the training rows do not depend on the held-out set
     assert (tmp_path / "held" / "p.parquet").read_bytes() == (tmp_path / "plain" / "p.parquet").read_bytes()
@@ -265,8 +342,14 @@ def test_heldout_rows_share_no_text_with_training_rows_and_folders_skip_them(tmp
 def test_eval_sets_are_refused(tmp_path: Path) -> None:
     flores = {"en": "sib200_flores_subset/eng_Latn/dev.tsv", "de": "sib200_flores_subset/deu_Latn/dev.tsv"}
     with pytest.raises(ConfigError) as err:
-        load_spec({"sources": [{"kind": "squad", "name": "q", "files": {"en": "mlqa_r_dev/mlqa-r-dev.en.json"}},
-                               {"kind": "parallel", "name": "f", "tsv": flores}]})
+        load_spec(
+            {
+                "sources": [
+                    {"kind": "squad", "name": "q", "files": {"en": "mlqa_r_dev/mlqa-r-dev.en.json"}},
+                    {"kind": "parallel", "name": "f", "tsv": flores},
+                ]
+            }
+        )
     msg = str(err.value)
     assert "2 problem(s)" in msg and "sources.0.squad.files" in msg and "sources.1.parallel.tsv" in msg
     assert "evaluation set folder 'mlqa_r_dev'" in msg and "never train on it" in msg
@@ -280,9 +363,15 @@ def test_eval_sets_are_refused(tmp_path: Path) -> None:
 
 def test_bad_spec_names_every_key_and_what_is_allowed() -> None:
     with pytest.raises(ConfigError) as err:
-        load_spec({"sources": [{"kind": "parallel", "name": "x", "files": {"en": "a", "de": "b"}, "pivto": "en"},
-                               {"kind": "corpus", "name": "y"},
-                               {"kind": "monolingual", "name": "x", "files": {"en": "a"}, "window": 1}]})
+        load_spec(
+            {
+                "sources": [
+                    {"kind": "parallel", "name": "x", "files": {"en": "a", "de": "b"}, "pivto": "en"},
+                    {"kind": "corpus", "name": "y"},
+                    {"kind": "monolingual", "name": "x", "files": {"en": "a"}, "window": 1},
+                ]
+            }
+        )
     msg = str(err.value)
     assert "sources.0.parallel.pivto = 'en': unknown key; allowed here:" in msg and "pivot" in msg
     assert "sources.1" in msg and "a source needs kind: one of parallel, squad, monolingual, pairs, hf_dataset" in msg
@@ -302,15 +391,23 @@ def test_bad_inputs_raise_with_file_and_line(tmp_path: Path) -> None:
     pairs = {"kind": "pairs", "name": "p", "lang": "en"}
     cases = [
         ({**pairs, "files": ["bad.jsonl"]}, r"bad\.jsonl:3: not valid JSON \(Expecting property name"),
-        ({**pairs, "files": ["cols.jsonl"]},
-         r"cols\.jsonl:2: missing column\(s\) 'query' \(for query\); available: \['positive', 'question'\]"),
-        ({"kind": "parallel", "name": "u", "files": {"en": "en.txt", "de": "de.txt"}},
-         r"not line-aligned, their line counts differ: en=3 \(.*en\.txt\), de=2 \(.*de\.txt\)"),
-        ({"kind": "parallel", "name": "e", "files": {"en": "empty.txt", "de": "empty.txt"}},
-         r"empty\.txt: holds no text \(2 line\(s\), all blank\)"),
+        (
+            {**pairs, "files": ["cols.jsonl"]},
+            r"cols\.jsonl:2: missing column\(s\) 'query' \(for query\); available: \['positive', 'question'\]",
+        ),
+        (
+            {"kind": "parallel", "name": "u", "files": {"en": "en.txt", "de": "de.txt"}},
+            r"not line-aligned, their line counts differ: en=3 \(.*en\.txt\), de=2 \(.*de\.txt\)",
+        ),
+        (
+            {"kind": "parallel", "name": "e", "files": {"en": "empty.txt", "de": "empty.txt"}},
+            r"empty\.txt: holds no text \(2 line\(s\), all blank\)",
+        ),
         ({"kind": "squad", "name": "s", "files": {"en": "squad.json"}}, r"squad\.json:3: not valid JSON"),
-        ({"kind": "squad", "name": "s", "files": {"en": "nosquad.json"}},
-         r"data\[0\] has no key 'paragraphs' \(it has \['title'\]\)"),
+        (
+            {"kind": "squad", "name": "s", "files": {"en": "nosquad.json"}},
+            r"data\[0\] has no key 'paragraphs' \(it has \['title'\]\)",
+        ),
         ({**pairs, "files": ["missing.jsonl"]}, r"missing\.jsonl: no such file .* set root"),
     ]
     for source, pattern in cases:
@@ -321,10 +418,15 @@ def test_bad_inputs_raise_with_file_and_line(tmp_path: Path) -> None:
 def test_blank_and_short_lines_are_counted_not_fatal(tmp_path: Path) -> None:
     (tmp_path / "en.tsv").write_text("s\t1\tHello there.\ns\t2\t\ns\t3\nbroken line\ns\t4\tGood night.\n")
     (tmp_path / "de.tsv").write_text("s\t1\tHallo.\ns\t2\tLeer auf Englisch.\ns\t4\tGute Nacht.\ns\t4\tNochmal.\n")
-    manifest = build(tmp_path, {"kind": "parallel", "name": "t", "tsv": {"en": "en.tsv", "de": "de.tsv"},
-                                "both_directions": False}, root=tmp_path)
+    manifest = build(
+        tmp_path,
+        {"kind": "parallel", "name": "t", "tsv": {"en": "en.tsv", "de": "de.tsv"}, "both_directions": False},
+        root=tmp_path,
+    )
     assert [(r["query"], r["positive"]) for r in sorted(rows_of(tmp_path, "t"), key=lambda r: r["query"])] == [
-        ("Good night.", "Gute Nacht."), ("Hello there.", "Hallo.")]
+        ("Good night.", "Gute Nacht."),
+        ("Hello there.", "Hallo."),
+    ]
     counts = skipped(manifest, "t")
     assert counts["blank sentence"] == 1 and counts["too few columns (need 3)"] == 2
     assert counts["id missing from the en file"] == 1
@@ -359,8 +461,17 @@ def test_pipeline_stage_runs_then_skips(tmp_path: Path, monkeypatch: pytest.Monk
     from rtrain.pipeline import PipelineConfig, run_pipeline
 
     monkeypatch.setenv("RTRAIN_SHARED_DATA", str(SHARED))  # the default root when the stage has none
-    pipeline = {"name": "pairs-only", "workdir": str(tmp_path / "w"), "stages": {"pairs": {"sources": [
-        {"kind": "monolingual", "name": "yo", "files": {"yo": "ud_mono/yo_ytb.tsv"}, "document_column": 0}]}}}
+    pipeline = {
+        "name": "pairs-only",
+        "workdir": str(tmp_path / "w"),
+        "stages": {
+            "pairs": {
+                "sources": [
+                    {"kind": "monolingual", "name": "yo", "files": {"yo": "ud_mono/yo_ytb.tsv"}, "document_column": 0}
+                ]
+            }
+        },
+    }
     cfg = resolve(PipelineConfig, pipeline)
     first = run_pipeline(cfg)
     assert first["pairs"]["manifest"]["sources"]["yo"]["rows"] > 100
@@ -386,5 +497,11 @@ def test_pipeline_stage_takes_a_spec_file_with_overrides(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="either `spec`"):
         resolve(PipelineConfig, {"name": "p", "workdir": str(tmp_path), "stages": {"pairs": {}}})
     with pytest.raises(ConfigError, match="sources.0.typo"):
-        resolve(PipelineConfig, {"name": "p", "workdir": str(tmp_path),
-                                 "stages": {"pairs": {"spec": spec, "overrides": ["sources.0.typo=1"]}}})
+        resolve(
+            PipelineConfig,
+            {
+                "name": "p",
+                "workdir": str(tmp_path),
+                "stages": {"pairs": {"spec": spec, "overrides": ["sources.0.typo=1"]}},
+            },
+        )

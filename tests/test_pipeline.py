@@ -49,17 +49,49 @@ def test_tiny_quickstart_runs_then_skips_then_reruns_what_changed(
 ) -> None:
     data = tiny_pipeline(tiny_model, tmp_path / "w")
     suite = tmp_path / "suite.yaml"  # the eval stage also runs an eval suite over both models
-    suite.write_text(json.dumps({"name": "s", "tasks": [
-        {"kind": "retrieval_pairs", "name": "heldout_suite", "path": str(tmp_path / "w" / "synth" / "heldout.parquet")}]}))
+    suite.write_text(
+        json.dumps(
+            {
+                "name": "s",
+                "tasks": [
+                    {
+                        "kind": "retrieval_pairs",
+                        "name": "heldout_suite",
+                        "path": str(tmp_path / "w" / "synth" / "heldout.parquet"),
+                    }
+                ],
+            }
+        )
+    )
     dev = tmp_path / "dev.yaml"  # a second suite (e.g. held-out training-role pairs): one folder per suite
-    dev.write_text(json.dumps({"name": "dev", "tasks": [
-        {"kind": "retrieval_pairs", "name": "dev_pairs", "path": str(tmp_path / "w" / "synth" / "heldout.parquet"),
-         "limit": 8}]}))
+    dev.write_text(
+        json.dumps(
+            {
+                "name": "dev",
+                "tasks": [
+                    {
+                        "kind": "retrieval_pairs",
+                        "name": "dev_pairs",
+                        "path": str(tmp_path / "w" / "synth" / "heldout.parquet"),
+                        "limit": 8,
+                    }
+                ],
+            }
+        )
+    )
     data["stages"]["eval"]["suite"] = [str(suite), str(dev)]
     # selection during training on a suite given by RELATIVE paths (file and rows): workers run elsewhere
     monkeypatch.chdir(tmp_path)
-    Path("select.yaml").write_text(json.dumps({"name": "select", "tasks": [
-        {"kind": "retrieval_pairs", "name": "select_pairs", "path": "w/synth/heldout.parquet", "limit": 8}]}))
+    Path("select.yaml").write_text(
+        json.dumps(
+            {
+                "name": "select",
+                "tasks": [
+                    {"kind": "retrieval_pairs", "name": "select_pairs", "path": "w/synth/heldout.parquet", "limit": 8}
+                ],
+            }
+        )
+    )
     data["stages"]["train"]["job"]["eval"] = {"suite": "select.yaml", "every_steps": 3}
     cfg = resolve(PipelineConfig, data)
     first = run_pipeline(cfg)
@@ -73,8 +105,11 @@ def test_tiny_quickstart_runs_then_skips_then_reruns_what_changed(
     printed = capsys.readouterr().out
     assert "| **overall** |" in printed  # the summary table is printed
     assert "**Checkpoint selection:** " in printed and "base model" in printed  # selected vs the base, stated
-    assert {json.loads(line).get("step") for line in (workdir / "train" / "train_log.jsonl").read_text().splitlines()
-            if "eval_score" in line} == {0, 3}
+    assert {
+        json.loads(line).get("step")
+        for line in (workdir / "train" / "train_log.jsonl").read_text().splitlines()
+        if "eval_score" in line
+    } == {0, 3}
     suite_results = list((workdir / "eval" / "suite-s").rglob("heldout_suite.json"))
     assert len(suite_results) == 2, suite_results  # base and retrofitted
     assert len(list((workdir / "eval" / "suite-dev").rglob("dev_pairs.json"))) == 2
@@ -115,8 +150,10 @@ def test_force_partial_and_foreign_outputs(tmp_path: Path, tiny_model: Path) -> 
 
     full = resolve(PipelineConfig, tiny_pipeline(tiny_model, tmp_path / "w"))  # --until: the data stages only
     assert run_pipeline(full, until="synth") == {"synth": "skipped"}
-    with pytest.raises(ConfigError, match="--until 'mine': not a stage of pipeline 'tiny-quickstart'; its stages: "
-                       "synth, train, eval, export"):
+    with pytest.raises(
+        ConfigError,
+        match="--until 'mine': not a stage of pipeline 'tiny-quickstart'; its stages: synth, train, eval, export",
+    ):
         run_pipeline(full, until="mine")
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from rtrain.eval.encoders import load_encoder
 from rtrain.eval.ray_encode import RayDataEncoder
+
 from tiny import pair_rows
 
 
@@ -29,6 +30,7 @@ def test_rtrain_eval_with_ray_workers_scores_like_local(tiny_model: Path, tmp_pa
     import yaml
 
     from rtrain.cli import main
+
     from tiny import write_jsonl
 
     pairs = write_jsonl(pair_rows(30, negatives=2, seed=5), tmp_path / "pairs.jsonl")

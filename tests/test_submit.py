@@ -14,15 +14,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import yaml
 
-from conftest import FAKE_WANDB_KEY, job_dict
-from tiny import make_tiny_model, pair_rows, write_jsonl
+from tiny import FAKE_WANDB_KEY, job_dict, make_tiny_model, pair_rows, write_jsonl
 
 # About 2.5-4 minutes on the 2-core machine (cluster start, one 2-step job, one failing job, teardown),
 # depending on what else runs there: over the default suite's budget, so `-m slow` (make test-slow).
@@ -91,7 +90,9 @@ def cluster() -> Iterator[str]:
         "RTRAIN_LOCAL_WORKER_CPUS": "2",
     }
     # Sentinels `down` must not touch: another Ray's process, and a non-Ray process naming our temp dir.
-    other_ray = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)", "/ray/", "/tmp/ray/session_other"])
+    other_ray = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(900)", "/ray/", "/tmp/ray/session_other"]
+    )
     user_proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)", f"{local_dir}/notes.txt"])
     up = subprocess.run(["bash", str(LOCAL_SH), "up"], env=env, capture_output=True, text=True, timeout=240)
     try:
@@ -119,8 +120,11 @@ def _job_file(tmp: Path, name: str, train_files: list[str]) -> Path:
     """A tiny DeepSpeed ZeRO-2 LoRA job: 1 worker (one data stream: about half the time of 2 on 2 cores), 2 steps."""
     model = make_tiny_model(tmp / "model")
     job = job_dict(
-        model, tmp / "unused.jsonl", tmp / "storage",
-        train={"max_steps": 2, "checkpoint_every_steps": 2, "log_every_steps": 1}, scaling={"num_workers": 1},
+        model,
+        tmp / "unused.jsonl",
+        tmp / "storage",
+        train={"max_steps": 2, "checkpoint_every_steps": 2, "log_every_steps": 1},
+        scaling={"num_workers": 1},
     )
     job["name"] = name
     job["data"]["train_files"] = train_files

@@ -6,14 +6,16 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from transformers import LogitsProcessor
 
 from rtrain.cli import main as cli_main
 from rtrain.config.load import ConfigError, resolve
@@ -21,13 +23,26 @@ from rtrain.data.files import validate_pair_files
 from rtrain.data.schema import row_problems
 from rtrain.synth.llm import BackendError, LLMSynthConfig, generate_llm, make_backend
 from rtrain.synth.llm.generate import DUPLICATE, NO_TASKS
-from rtrain.synth.llm.parse import MISSING_KEYS, NO_JSON, NOT_LIST, NOT_TEXT, SAME_TEXT, InvalidOutput
-from rtrain.synth.llm.parse import parse_example, parse_tasks
-from rtrain.synth.llm.prompts import PROMPTS_FILE, PromptError, load_prompts, placeholders, render_brainstorm
-from rtrain.synth.llm.prompts import render_example
+from rtrain.synth.llm.parse import (
+    MISSING_KEYS,
+    NO_JSON,
+    NOT_LIST,
+    NOT_TEXT,
+    SAME_TEXT,
+    InvalidOutput,
+    parse_example,
+    parse_tasks,
+)
+from rtrain.synth.llm.prompts import (
+    PROMPTS_FILE,
+    PromptError,
+    load_prompts,
+    placeholders,
+    render_brainstorm,
+    render_example,
+)
 
 from tiny import make_tiny_causal_lm
-from transformers import LogitsProcessor
 
 KEY_ENV = "RTRAIN_TEST_LLM_KEY"
 SECRET = "test-secret-7f3a9c1e5b"  # must reach the server's Authorization header and nothing else
@@ -70,7 +85,11 @@ def prompt_file(tmp_path: Path) -> Path:
 
 
 def valid_reply(kind: str, lang: str, tag: str) -> str:
-    body = {"user_query": f"q {kind} {lang} {tag}", "positive_document": f"p {tag} ü", "hard_negative_document": f"n {tag}"}
+    body = {
+        "user_query": f"q {kind} {lang} {tag}",
+        "positive_document": f"p {tag} ü",
+        "hard_negative_document": f"n {tag}",
+    }
     return f"Here it is:\n```json\n{json.dumps(body, ensure_ascii=False)}\n```\nAnything else?"
 
 
@@ -110,7 +129,8 @@ class FakeOpenAI:
             text = '{"user_query": "broken'
         elif lang and lang.group(1) == "German":
             text = {"same": "I cannot help with that.", "ask": '{"user_query": "only"}'}.get(
-                kind.group(1) if kind else "", '{"user_query": "", "positive_document": "p", "hard_negative_document": "n"}'
+                kind.group(1) if kind else "",
+                '{"user_query": "", "positive_document": "p", "hard_negative_document": "n"}',
             )
         elif kind and lang and (kind.group(1), lang.group(1)) == ("same", "English"):
             text = valid_reply("same", "English", "constant")
@@ -152,10 +172,24 @@ def serve(fake: FakeOpenAI) -> Iterator[str]:
 
 
 def openai_cfg(url: str, prompt_file: Path, **fields: Any) -> LLMSynthConfig:
-    backend = {"kind": "openai", "base_url": url, "model": "fake-model", "api_key_env": KEY_ENV,
-               "backoff_s": 0.0, "concurrency": 4, **fields.pop("backend", {})}
-    data = {"backend": backend, "prompts": str(prompt_file), "languages": ["en", "de", "fr"], "tasks_per_type": 5,
-            "examples_per_type_language": 3, "max_attempts": 3, **fields}
+    backend = {
+        "kind": "openai",
+        "base_url": url,
+        "model": "fake-model",
+        "api_key_env": KEY_ENV,
+        "backoff_s": 0.0,
+        "concurrency": 4,
+        **fields.pop("backend", {}),
+    }
+    data = {
+        "backend": backend,
+        "prompts": str(prompt_file),
+        "languages": ["en", "de", "fr"],
+        "tasks_per_type": 5,
+        "examples_per_type_language": 3,
+        "max_attempts": 3,
+        **fields,
+    }
     return resolve(LLMSynthConfig, data)
 
 
@@ -194,7 +228,9 @@ def test_packaged_prompts_cover_the_e5_task_types_and_render() -> None:
         if spec.brainstorm is not None:
             text = render_brainstorm(spec, 7)
             assert "7" in text and "JSON list" in text and "$" not in text, name
-        prompt, slots = render_example(spec, "Given X, find Y.", "de", "sw" if spec.bilingual else None, random.Random(1))
+        prompt, slots = render_example(
+            spec, "Given X, find Y.", "de", "sw" if spec.bilingual else None, random.Random(1)
+        )
         assert "German" in prompt and "$" not in prompt and set(slots) == set(spec.slots), name
         assert all(key in prompt for key in ("user_query", "positive_document", "hard_negative_document")), name
         assert ("Swahili" in prompt) == spec.bilingual, name
@@ -209,7 +245,10 @@ def test_config_and_prompt_file_errors_name_the_key(tmp_path: Path) -> None:
         ({"backend": {**base, "concurency": 4}}, "backend.concurency = 4: unknown key"),
         ({"backend": {**base, "device": "cpu"}}, "['device'] do not apply to kind openai"),
         ({"backend": {"kind": "openai", "model": "m"}}, "backend.base_url is required"),
-        ({"backend": {**base, "base_url": "localhost:8000"}}, "backend.base_url = 'localhost:8000': must start with http"),
+        (
+            {"backend": {**base, "base_url": "localhost:8000"}},
+            "backend.base_url = 'localhost:8000': must start with http",
+        ),
         ({"backend": base, "languages": ["en", "qq-zz"]}, "unknown language code 'qq-zz'"),
         ({"backend": base, "task_types": ["sts", "nope"]}, "task_types ['nope']: use names from the prompt file"),
         ({"backend": base, "task_types": ["bitext"], "languages": ["en"]}, "['bitext'] pair two languages"),
@@ -238,7 +277,11 @@ def test_config_and_prompt_file_errors_name_the_key(tmp_path: Path) -> None:
 
 
 def test_openai_backend_retries_counts_skips_and_sends_the_key_from_env(
-    tmp_path: Path, prompt_file: Path, monkeypatch: pytest.MonkeyPatch, no_internet: None, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    prompt_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_internet: None,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv(KEY_ENV, SECRET)
     fake = FakeOpenAI(french_faults=2)
@@ -251,8 +294,12 @@ def test_openai_backend_retries_counts_skips_and_sends_the_key_from_env(
     assert manifest["generated"] == 27 - 11
     assert manifest["retried"] == 9 * 2 + 2  # German: 2 re-prompts each; French: 2 broken replies
     assert manifest["attempts"] == 27 + manifest["retried"]
-    assert manifest["brainstorm"] == {"attempts": 1, "retried": 0, "failed": {}, "tasks": {
-        "ask": BRAINSTORMED, "same": ["Retrieve similar text."], "pairs": ["Retrieve the translation."]}}
+    assert manifest["brainstorm"] == {
+        "attempts": 1,
+        "retried": 0,
+        "failed": {},
+        "tasks": {"ask": BRAINSTORMED, "same": ["Retrieve similar text."], "pairs": ["Retrieve the translation."]},
+    }
     stats = manifest["backend_stats"]
     assert stats["http_retries"] == 1 and stats["requests"] == len(fake.requests) == 1 + 1 + manifest["attempts"]
     assert stats["completion_tokens"] == 5 * (len(fake.requests) - 1)
@@ -329,11 +376,18 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_transformers_garbage_is_retried_then_skipped_and_counted(tiny_lm: Path, tmp_path: Path) -> None:
-    cfg = resolve(LLMSynthConfig, {
-        "backend": {"kind": "transformers", "model": str(tiny_lm), "device": "cpu", "batch_size": 4},
-        "task_types": ["short_long", "sts"], "languages": ["en"], "examples_per_type_language": 3,
-        "max_attempts": 2, "max_new_tokens": 12, "temperature": 1.0,
-    })
+    cfg = resolve(
+        LLMSynthConfig,
+        {
+            "backend": {"kind": "transformers", "model": str(tiny_lm), "device": "cpu", "batch_size": 4},
+            "task_types": ["short_long", "sts"],
+            "languages": ["en"],
+            "examples_per_type_language": 3,
+            "max_attempts": 2,
+            "max_new_tokens": 12,
+            "temperature": 1.0,
+        },
+    )
     manifest = generate_llm(cfg, tmp_path)
     assert manifest["generated"] == 0 and manifest["requested"] == 6
     assert manifest["brainstorm"]["attempts"] == 2 and sum(manifest["brainstorm"]["failed"].values()) == 1
@@ -363,7 +417,9 @@ class ForceReplies(LogitsProcessor):
 
         prev = self.prev
         same_call = (
-            prev is not None and prev.shape[0] == input_ids.shape[0] and prev.shape[1] + 1 == input_ids.shape[1]
+            prev is not None
+            and prev.shape[0] == input_ids.shape[0]
+            and prev.shape[1] + 1 == input_ids.shape[1]
             and torch.equal(input_ids[:, :-1], prev)
         )
         if not same_call:
@@ -372,7 +428,9 @@ class ForceReplies(LogitsProcessor):
             for row in input_ids:
                 prompt = self.tok.decode(row, skip_special_tokens=True)
                 self.prompts.append(prompt)
-                self.targets.append(self.tok.encode(self.reply_for(prompt), add_special_tokens=False) + [self.tok.eos_token_id])
+                self.targets.append(
+                    self.tok.encode(self.reply_for(prompt), add_special_tokens=False) + [self.tok.eos_token_id]
+                )
         self.prev = input_ids.clone()
         step = input_ids.shape[1] - self.start
         forced = torch.full_like(scores, float("-inf"))
@@ -381,7 +439,9 @@ class ForceReplies(LogitsProcessor):
         return forced
 
 
-def test_transformers_pipeline_with_forced_json_writes_valid_rows(tiny_lm: Path, prompt_file: Path, tmp_path: Path) -> None:
+def test_transformers_pipeline_with_forced_json_writes_valid_rows(
+    tiny_lm: Path, prompt_file: Path, tmp_path: Path
+) -> None:
     from transformers import AutoTokenizer
 
     from rtrain.synth.llm.transformers_backend import TransformersBackend
@@ -396,11 +456,18 @@ def test_transformers_pipeline_with_forced_json_writes_valid_rows(tiny_lm: Path,
             return "no JSON, sorry"  # the first example prompt is answered badly once: one retry
         return valid_reply("x", "y", f"{count['examples']:03d}")
 
-    cfg = resolve(LLMSynthConfig, {
-        "backend": {"kind": "transformers", "model": str(tiny_lm), "device": "cpu", "batch_size": 4},
-        "prompts": str(prompt_file), "languages": ["en", "de"], "examples_per_type_language": 2,
-        "max_attempts": 2, "max_new_tokens": 120, "temperature": 0.7,
-    })
+    cfg = resolve(
+        LLMSynthConfig,
+        {
+            "backend": {"kind": "transformers", "model": str(tiny_lm), "device": "cpu", "batch_size": 4},
+            "prompts": str(prompt_file),
+            "languages": ["en", "de"],
+            "examples_per_type_language": 2,
+            "max_attempts": 2,
+            "max_new_tokens": 120,
+            "temperature": 0.7,
+        },
+    )
     forcer = ForceReplies(AutoTokenizer.from_pretrained(tiny_lm), reply_for)
     manifest = generate_llm(cfg, tmp_path, backend=TransformersBackend(cfg.backend, logits_processors=[forcer]))
     assert manifest["requested"] == manifest["generated"] == 12 and manifest["skipped"] == {}
@@ -422,8 +489,18 @@ def test_cli_end_to_end_against_the_fake_server(
         backend = {"kind": "openai", "base_url": url, "model": "fake-model", "api_key_env": KEY_ENV, "backoff_s": 0}
         config.write_text(yaml.safe_dump({"backend": backend, "prompts": str(prompt_file), "languages": ["en", "fr"]}))
         out = tmp_path / "out"
-        code = cli_main(["synth-llm", "--config", str(config), "--out", str(out), "examples_per_type_language=2",
-                         "backend.json_mode=true", "task_types=[ask,pairs]"])
+        code = cli_main(
+            [
+                "synth-llm",
+                "--config",
+                str(config),
+                "--out",
+                str(out),
+                "examples_per_type_language=2",
+                "backend.json_mode=true",
+                "task_types=[ask,pairs]",
+            ]
+        )
         printed = capsys.readouterr()
         assert code == 0, printed.err
         manifest = json.loads((out / "manifest.json").read_text())
@@ -434,7 +511,17 @@ def test_cli_end_to_end_against_the_fake_server(
         assert cli_main(["synth-llm", "--config", str(config), "--out", str(out), "retries=3"]) == 2
         assert "retries = 3: unknown key" in capsys.readouterr().err
     with serve(FakeOpenAI(all_invalid=True)) as url:
-        code = cli_main(["synth-llm", "--config", str(config), "--out", str(tmp_path / "none"),
-                         f"backend.base_url={url}", "task_types=[same]", "max_attempts=1",
-                         "examples_per_type_language=1"])
+        code = cli_main(
+            [
+                "synth-llm",
+                "--config",
+                str(config),
+                "--out",
+                str(tmp_path / "none"),
+                f"backend.base_url={url}",
+                "task_types=[same]",
+                "max_attempts=1",
+                "examples_per_type_language=1",
+            ]
+        )
         assert code == 1 and "no valid example in 2 replies" in capsys.readouterr().err

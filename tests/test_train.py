@@ -11,8 +11,6 @@ import pytest
 import yaml
 from sentence_transformers import SentenceTransformer
 
-from conftest import FAKE_WANDB_KEY, job_dict
-from tiny import pair_rows, write_jsonl
 from rtrain.cli import main
 from rtrain.config import ConfigError, resolve_job
 from rtrain.export import checkpoint_embedding_model
@@ -20,6 +18,7 @@ from rtrain.train.checkpoint import latest_checkpoint, load_trainer_state
 from rtrain.train.loop import CRASH_ENV, LOG_FILE
 from rtrain.train.trainer import train
 
+from tiny import FAKE_WANDB_KEY, job_dict, pair_rows, write_jsonl
 
 
 def read_log(run_dir: Path) -> list[dict]:
@@ -40,7 +39,9 @@ def deepspeed_run(tiny_model: Path, tiny_pairs: Path, tmp_path_factory: pytest.T
     storage = tmp_path_factory.mktemp("ds")
     cfg = resolve_job(
         job_dict(
-            tiny_model, tiny_pairs, storage,
+            tiny_model,
+            tiny_pairs,
+            storage,
             train={"epochs": 3, "learning_rate": 5e-3},
             logging={"wandb": True, "project": "rtrain-tests"},
             model={"query_prefix": "query: ", "passage_prefix": "passage: "},
@@ -92,9 +93,16 @@ def test_ddp_gradcache_accumulation_recovers_from_worker_failure(
     monkeypatch.setenv(CRASH_ENV, "5")
     cfg = resolve_job(
         job_dict(
-            tiny_model, tiny_pairs, tmp_path,
-            train={"backend": "ddp", "max_steps": 10, "checkpoint_every_steps": 4, "log_every_steps": 1,
-                   "gradient_accumulation_steps": 2},
+            tiny_model,
+            tiny_pairs,
+            tmp_path,
+            train={
+                "backend": "ddp",
+                "max_steps": 10,
+                "checkpoint_every_steps": 4,
+                "log_every_steps": 1,
+                "gradient_accumulation_steps": 2,
+            },
             loss={"cached": True, "mini_batch_size": 3, "symmetric": True},
             scaling={"max_failures": 1},
             output={"export": False},
@@ -113,7 +121,9 @@ def test_resume_a_crashed_run_reaches_the_planned_steps(
 ) -> None:
     monkeypatch.setenv(CRASH_ENV, "7")
     job = tmp_path / "job.yaml"
-    job.write_text(yaml.safe_dump(job_dict(tiny_model, tiny_pairs, tmp_path / "runs", train={"checkpoint_every_steps": 3})))
+    job.write_text(
+        yaml.safe_dump(job_dict(tiny_model, tiny_pairs, tmp_path / "runs", train={"checkpoint_every_steps": 3}))
+    )
     with pytest.raises(Exception, match="simulated worker failure"):
         main(["train", str(job), "output.export=false"])
     run_dir = tmp_path / "runs" / "run"
@@ -145,9 +155,16 @@ def test_eval_during_training_scores_the_base_keeps_the_best_and_anchors(
     suite.write_text(yaml.safe_dump({"name": "tiny", "tasks": [{"kind": "retrieval_pairs", "path": str(heldout)}]}))
     cfg = resolve_job(
         job_dict(
-            tiny_model, tiny_pairs, tmp_path,
-            train={"backend": "ddp", "max_steps": 6, "checkpoint_every_steps": 100, "learning_rate": 5e-3,
-                   "log_every_steps": 3},
+            tiny_model,
+            tiny_pairs,
+            tmp_path,
+            train={
+                "backend": "ddp",
+                "max_steps": 6,
+                "checkpoint_every_steps": 100,
+                "learning_rate": 5e-3,
+                "log_every_steps": 3,
+            },
             loss={"negatives_per_query": 1, "base_anchor": 0.5},
             eval={"suite": str(suite), "every_steps": 3},
             output={"num_checkpoints_to_keep": 1},
@@ -172,10 +189,16 @@ def test_eval_during_training_scores_the_base_keeps_the_best_and_anchors(
     anchor = [r["anchor_loss"] for r in log if "anchor_loss" in r]
     assert len(anchor) == 2 and all(a > 0 for a in anchor)  # logged at steps 3 and 6; LoRA moved off the base
     card = (outcome.model_dir / "README.md").read_text()
-    assert chosen.describe() in card and "base-anchor term (weight 0.5)" in card
+    assert chosen.describe() in card and "InfoNCE + base anchor (weight 0.5)" in card
 
 
 def test_eval_config_refuses_zero3() -> None:
     with pytest.raises(ConfigError, match="use deepspeed.zero_stage <= 2"):
-        resolve_job({"model": {"name_or_path": "m"}, "data": {"train_files": ["x"]},
-                     "deepspeed": {"zero_stage": 3}, "eval": {"suite": "s.yaml"}})
+        resolve_job(
+            {
+                "model": {"name_or_path": "m"},
+                "data": {"train_files": ["x"]},
+                "deepspeed": {"zero_stage": 3},
+                "eval": {"suite": "s.yaml"},
+            }
+        )

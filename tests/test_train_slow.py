@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from conftest import job_dict
 from rtrain.config import resolve_job
 from rtrain.synth import SynthConfig, generate
 from rtrain.train.checkpoint import load_trainer_state
 from rtrain.train.loop import LOG_FILE
 from rtrain.train.trainer import train
+
+from tiny import job_dict
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +25,13 @@ def test_every_zero_stage_trains_checkpoints_and_exports(
     stage: int, tiny_model: Path, tiny_pairs: Path, tmp_path: Path, ray_local
 ) -> None:
     cfg = resolve_job(
-        job_dict(tiny_model, tiny_pairs, tmp_path, deepspeed={"zero_stage": stage},
-                 train={"max_steps": 6, "checkpoint_every_steps": 3, "log_every_steps": 3})
+        job_dict(
+            tiny_model,
+            tiny_pairs,
+            tmp_path,
+            deepspeed={"zero_stage": stage},
+            train={"max_steps": 6, "checkpoint_every_steps": 3, "log_every_steps": 3},
+        )
     )
     outcome = train(cfg)
     assert load_trainer_state(outcome.checkpoint)["step"] == 6
@@ -34,14 +40,28 @@ def test_every_zero_stage_trains_checkpoints_and_exports(
 
 
 def test_pretrained_minilm_retrofits_on_synthetic_pairs(tmp_path: Path, ray_local) -> None:
-    generate(SynthConfig(languages=["en", "de", "fr"], tasks=["retrieval", "bitext", "paraphrase"],
-                         examples_per_task_language=60, heldout_examples_per_task_language=5, negatives_per_row=1),
-             tmp_path / "synth")
+    generate(
+        SynthConfig(
+            languages=["en", "de", "fr"],
+            tasks=["retrieval", "bitext", "paraphrase"],
+            examples_per_task_language=60,
+            heldout_examples_per_task_language=5,
+            negatives_per_row=1,
+        ),
+        tmp_path / "synth",
+    )
     cfg = resolve_job(
         Path(__file__).resolve().parents[1] / "jobs" / "minilm_lora.yaml",
-        [f"data.train_files=[{tmp_path / 'synth' / 'train.parquet'}]", f"output.storage_path={tmp_path}",
-         "output.name=minilm", "train.batch_size_per_worker=16", "train.log_every_steps=1", "train.epochs=2",
-         "model.passage_max_length=48", "logging.wandb=false"],
+        [
+            f"data.train_files=[{tmp_path / 'synth' / 'train.parquet'}]",
+            f"output.storage_path={tmp_path}",
+            "output.name=minilm",
+            "train.batch_size_per_worker=16",
+            "train.log_every_steps=1",
+            "train.epochs=2",
+            "model.passage_max_length=48",
+            "logging.wandb=false",
+        ],
     )
     outcome = train(cfg)
     log = [json.loads(line) for line in (outcome.run_dir / LOG_FILE).read_text().splitlines()]

@@ -16,13 +16,13 @@ import pytest
 import yaml
 from ray import tune
 
-from conftest import job_dict
-from tiny import pair_rows, write_jsonl
+from rtrain.any_config import resolve_any
 from rtrain.cli import main
 from rtrain.config import ConfigError, resolve_job
-from rtrain.config.shipped import resolve_any
 from rtrain.tune.space import param_space, search_algorithm
 from rtrain.tune.study import bundle_label, load_study
+
+from tiny import job_dict, pair_rows, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,23 +81,40 @@ def test_search_space_parses_to_tune_domains(tmp_path: Path) -> None:
 
 
 def test_dirichlet_weights_and_synth_placeholders(tmp_path: Path) -> None:
-    job = base_job(tmp_path, data={"train_files": [], "sources": [
-        {"name": "a", "files": ["{synth.pairs}/train.parquet"], "weight": 1.0},
-        {"name": "b", "files": ["{synth.pairs}/train.parquet"], "weight": 1.0}]})
-    study = load_study(study_dict(
-        tmp_path, base_job=job, search_alg="random",
-        synth={"pairs": {"languages": ["en"], "tasks": ["retrieval"], "examples_per_task_language": 4}},
-        search_space={"data.sources.0.weight": {"dirichlet": 1.0}, "data.sources.1.weight": {"dirichlet": 1.0}},
-    ), cwd=tmp_path)
+    job = base_job(
+        tmp_path,
+        data={
+            "train_files": [],
+            "sources": [
+                {"name": "a", "files": ["{synth.pairs}/train.parquet"], "weight": 1.0},
+                {"name": "b", "files": ["{synth.pairs}/train.parquet"], "weight": 1.0},
+            ],
+        },
+    )
+    study = load_study(
+        study_dict(
+            tmp_path,
+            base_job=job,
+            search_alg="random",
+            synth={"pairs": {"languages": ["en"], "tasks": ["retrieval"], "examples_per_task_language": 4}},
+            search_space={"data.sources.0.weight": {"dirichlet": 1.0}, "data.sources.1.weight": {"dirichlet": 1.0}},
+        ),
+        cwd=tmp_path,
+    )
     resolved = study.job({"data.sources.0.weight": 0.3, "data.sources.1.weight": 2.0})
     folder = study.synth_dirs()["pairs"]
     assert folder.parent == tmp_path / "tune" / "_data" and folder.name.startswith("synth-pairs-")
     assert resolved.data.sources[0].files == [f"{folder}/train.parquet"]
     assert [s.weight for s in resolved.data.sources] == [0.3, 2.0]
-    bundled = load_study(study_dict(
-        tmp_path, base_job=job, synth=study.config.model_dump()["synth"],
-        search_space={"src": {"grid": [{"data.sources.1.files": ["{synth.pairs}/heldout.parquet"]}]}},
-    ), cwd=tmp_path)
+    bundled = load_study(
+        study_dict(
+            tmp_path,
+            base_job=job,
+            synth=study.config.model_dump()["synth"],
+            search_space={"src": {"grid": [{"data.sources.1.files": ["{synth.pairs}/heldout.parquet"]}]}},
+        ),
+        cwd=tmp_path,
+    )
     label = param_space(bundled.config)["src"]["grid_search"][0]  # the value as written, placeholders filled per trial
     assert bundled.job({"src": label}).data.sources[1].files == [f"{folder}/heldout.parquet"]
     draws = [param_space(study.config)["data.sources.0.weight"].func(None) for _ in range(200)]
@@ -108,20 +125,25 @@ def test_unknown_keys_empty_choices_and_bad_ranges_are_reported(tmp_path: Path) 
     msg = problems(tmp_path, serch_alg="grid")
     assert "serch_alg = 'grid': unknown key" in msg and "search_alg" in msg
     assert "choice: [] is empty" in problems(tmp_path, search_space={"lora.r": {"choice": []}}, search_alg="random")
-    assert "lo must be < hi" in problems(tmp_path, search_space={"loss.temperature": {"uniform": [0.1, 0.1]}},
-                                         search_alg="random")
-    assert "both bounds must be > 0" in problems(tmp_path, search_space={"train.learning_rate": {"loguniform": [0, 1]}},
-                                                 search_alg="random")
+    assert "lo must be < hi" in problems(
+        tmp_path, search_space={"loss.temperature": {"uniform": [0.1, 0.1]}}, search_alg="random"
+    )
+    assert "both bounds must be > 0" in problems(
+        tmp_path, search_space={"train.learning_rate": {"loguniform": [0, 1]}}, search_alg="random"
+    )
     assert "exactly one of" in problems(tmp_path, search_space={"lora.r": {"grid": [4], "choice": [8]}})
     assert "search_space = {}: Dictionary should have at least 1 item" in problems(tmp_path, search_space={})
 
 
 def test_search_space_keys_are_checked_against_the_job(tmp_path: Path) -> None:
-    msg = problems(tmp_path, search_space={
-        "loss.negatives_perquery": {"grid": [1]},          # typo in a job key
-        "train.learning_rate": {"grid": [1e-3, -1.0]},     # one bad value
-        "data.sources.2.weight": {"grid": [1.0]},          # a list index the job does not have
-    })
+    msg = problems(
+        tmp_path,
+        search_space={
+            "loss.negatives_perquery": {"grid": [1]},  # typo in a job key
+            "train.learning_rate": {"grid": [1e-3, -1.0]},  # one bad value
+            "data.sources.2.weight": {"grid": [1.0]},  # a list index the job does not have
+        },
+    )
     assert "3 problem(s)" in msg
     assert "loss.negatives_perquery = 1: unknown key" in msg and "negatives_per_query" in msg
     assert "search_space.train.learning_rate = -1.0" in msg and "greater than 0" in msg
@@ -132,7 +154,8 @@ def test_search_space_keys_are_checked_against_the_job(tmp_path: Path) -> None:
 
 def test_algorithm_scheduler_metric_and_managed_keys_are_checked(tmp_path: Path) -> None:
     assert "make them grid axes or set search_alg: random" in problems(
-        tmp_path, search_space={"lora.r": {"choice": [4, 8]}})
+        tmp_path, search_space={"lora.r": {"choice": [4, 8]}}
+    )
     assert "cannot sample" in problems(tmp_path, search_alg="optuna")
     assert "does not work with Ray Train v2" in problems(tmp_path, scheduler={"type": "pbt"})
     no_eval = base_job(tmp_path)
@@ -145,8 +168,10 @@ def test_algorithm_scheduler_metric_and_managed_keys_are_checked(tmp_path: Path)
 
 
 def test_optuna_searcher_or_a_clear_install_error(tmp_path: Path) -> None:
-    study = load_study(study_dict(tmp_path, search_alg="optuna", num_samples=4,
-                                  search_space={"lora.r": {"choice": [4, 8]}}), cwd=tmp_path)
+    study = load_study(
+        study_dict(tmp_path, search_alg="optuna", num_samples=4, search_space={"lora.r": {"choice": [4, 8]}}),
+        cwd=tmp_path,
+    )
     try:
         import optuna  # noqa: F401
     except ImportError:
@@ -157,12 +182,18 @@ def test_optuna_searcher_or_a_clear_install_error(tmp_path: Path) -> None:
 
 
 def test_variants_and_cli_overrides(tmp_path: Path) -> None:
-    data = study_dict(tmp_path, variants={"cluster": {
-        "search_space": {"loss.negatives_per_query": {"grid": [0, 1, 3, 7]}, "train.learning_rate": None},
-        "trial": {"num_workers": 4, "use_gpu": True},
-    }})
-    study = load_study(data, variant="cluster", overrides=["job.train.max_steps=3", "max_concurrent_trials=4"],
-                       cwd=tmp_path)
+    data = study_dict(
+        tmp_path,
+        variants={
+            "cluster": {
+                "search_space": {"loss.negatives_per_query": {"grid": [0, 1, 3, 7]}, "train.learning_rate": None},
+                "trial": {"num_workers": 4, "use_gpu": True},
+            }
+        },
+    )
+    study = load_study(
+        data, variant="cluster", overrides=["job.train.max_steps=3", "max_concurrent_trials=4"], cwd=tmp_path
+    )
     assert study.config.name == "s-cluster"
     assert list(study.config.search_space) == ["loss.negatives_per_query"]
     assert study.config.search_space["loss.negatives_per_query"].grid == [0, 1, 3, 7]
@@ -176,18 +207,32 @@ def test_variants_and_cli_overrides(tmp_path: Path) -> None:
 
 
 def test_a_pipeline_as_base_job_trains_on_its_workdir_files(tmp_path: Path) -> None:
-    job = base_job(tmp_path, data={"train_files": [], "sources": [
-        {"name": "synth", "files": ["synth/train.parquet"], "weight": 1}, {"name": "mined", "files": ["mined"], "weight": 2}]})
+    job = base_job(
+        tmp_path,
+        data={
+            "train_files": [],
+            "sources": [
+                {"name": "synth", "files": ["synth/train.parquet"], "weight": 1},
+                {"name": "mined", "files": ["mined"], "weight": 2},
+            ],
+        },
+    )
     job = {k: v for k, v in job.items() if k not in ("output", "name")}
     job["data"].pop("train_files")
     pipeline = tmp_path / "recipe.yaml"
-    pipeline.write_text(yaml.safe_dump({"name": "recipe", "workdir": str(tmp_path / "w"), "stages": {"train": {"job": job}}}))
+    pipeline.write_text(
+        yaml.safe_dump({"name": "recipe", "workdir": str(tmp_path / "w"), "stages": {"train": {"job": job}}})
+    )
     study = load_study(study_dict(tmp_path, base_job=str(pipeline)), cwd=tmp_path)
     trial = study.job({"train.learning_rate": 1e-3, "loss.negatives_per_query": 1})
     assert [(s.name, s.files, s.weight) for s in trial.data.sources] == [
-        ("synth", [str(tmp_path / "w" / "synth" / "train.parquet")], 1.0), ("mined", [str(tmp_path / "w" / "mined")], 2.0)]
+        ("synth", [str(tmp_path / "w" / "synth" / "train.parquet")], 1.0),
+        ("mined", [str(tmp_path / "w" / "mined")], 2.0),
+    ]
     assert trial.name == "recipe" and trial.train.learning_rate == 1e-3
-    pipeline.write_text(yaml.safe_dump({"name": "recipe", "workdir": "w", "stages": {"train": {"job": job, "bogus": 1}}}))
+    pipeline.write_text(
+        yaml.safe_dump({"name": "recipe", "workdir": "w", "stages": {"train": {"job": job, "bogus": 1}}})
+    )
     assert "bogus" in problems(tmp_path, base_job=str(pipeline))
 
 
@@ -197,10 +242,19 @@ def test_trial_jobs_carry_absolute_paths_into_the_suite(tmp_path: Path, monkeypa
     from rtrain.train.job_paths import absolute_paths
 
     (tmp_path / "suites").mkdir()
-    (tmp_path / "suites" / "dev.yaml").write_text(yaml.safe_dump({"name": "dev", "data_root": "shared", "tasks": [
-        {"kind": "retrieval_pairs", "path": "held/a.parquet"},
-        {"kind": "retrieval_pairs", "name": "b", "path": "/abs/b.parquet"},
-        {"kind": "parallel", "pairs": [{"name": "de-en", "src": "p/de.txt", "tgt": "p/en.txt"}]}]}))
+    (tmp_path / "suites" / "dev.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "dev",
+                "data_root": "shared",
+                "tasks": [
+                    {"kind": "retrieval_pairs", "path": "held/a.parquet"},
+                    {"kind": "retrieval_pairs", "name": "b", "path": "/abs/b.parquet"},
+                    {"kind": "parallel", "pairs": [{"name": "de-en", "src": "p/de.txt", "tgt": "p/en.txt"}]},
+                ],
+            }
+        )
+    )
     job = base_job(tmp_path)
     job["data"]["train_files"] = ["pairs.jsonl"]
     job["eval"] = {"suite": "suites/dev.yaml", "overrides": ["tasks.1.limit=5"]}
@@ -208,10 +262,15 @@ def test_trial_jobs_carry_absolute_paths_into_the_suite(tmp_path: Path, monkeypa
     monkeypatch.chdir(tmp_path / "suites")  # somewhere else, as a trial worker is
     cfg = absolute_paths(study.job({"train.learning_rate": 1e-3, "loss.negatives_per_query": 1}), tmp_path)
     suite = load_suite(cfg.eval.suite, cfg.eval.overrides)
-    assert cfg.data.train_files == [str(tmp_path / "pairs.jsonl")] and cfg.eval.suite == str(tmp_path / "suites/dev.yaml")
+    assert cfg.data.train_files == [str(tmp_path / "pairs.jsonl")] and cfg.eval.suite == str(
+        tmp_path / "suites/dev.yaml"
+    )
     assert suite.data_root == str(tmp_path / "shared") and suite.tasks[0].path == str(tmp_path / "held/a.parquet")
     assert suite.tasks[1].path == "/abs/b.parquet" and suite.tasks[1].limit == 5
-    assert (suite.tasks[2].pairs[0].src, suite.tasks[2].pairs[0].tgt) == (str(tmp_path / "p/de.txt"), str(tmp_path / "p/en.txt"))
+    assert (suite.tasks[2].pairs[0].src, suite.tasks[2].pairs[0].tgt) == (
+        str(tmp_path / "p/de.txt"),
+        str(tmp_path / "p/en.txt"),
+    )
     # a trial is scored as trained (the study scores the base once): no step-0 baseline that selection could keep
     from rtrain.tune.trial import TrialContext, trial_job
 
@@ -223,8 +282,14 @@ def test_trial_jobs_carry_absolute_paths_into_the_suite(tmp_path: Path, monkeypa
 def test_shipped_studies_validate_with_every_variant() -> None:
     files = sorted((ROOT / "tuning").glob("*.yaml"))
     names = {p.name for p in files}
-    assert {"negatives.yaml", "data_mix.yaml", "diversity.yaml", "data_scale.yaml", "paper_ablations.yaml",
-            "scaling.yaml"} <= names
+    assert {
+        "negatives.yaml",
+        "data_mix.yaml",
+        "diversity.yaml",
+        "data_scale.yaml",
+        "paper_ablations.yaml",
+        "scaling.yaml",
+    } <= names
     for path in files:
         data = yaml.safe_load(path.read_text())
         assert "cluster" in data.get("variants", {}), f"{path.name} has no cluster variant"
@@ -242,28 +307,53 @@ def test_report_verdicts_follow_the_numbers(tmp_path: Path) -> None:
     from rtrain.tune.report import diversity_finding, negatives_finding, scale_finding
 
     k = "loss.negatives_per_query"
-    lines, plot = negatives_finding(outcome_of([{k: 0, "eval_score_last": 0.50}, {k: 1, "eval_score_last": 0.53},
-                                                {k: 3, "eval_score_last": 0.55}], tmp_path), "eval_score", 0.4, tmp_path)
+    lines, plot = negatives_finding(
+        outcome_of(
+            [{k: 0, "eval_score_last": 0.50}, {k: 1, "eval_score_last": 0.53}, {k: 3, "eval_score_last": 0.55}],
+            tmp_path,
+        ),
+        "eval_score",
+        0.4,
+        tmp_path,
+    )
     assert "**Verdict: holds.**" in lines[-1] and "+0.0300 to +0.0500" in lines[-1] and "unreplicated" in lines[-1]
     assert plot.is_file()
-    lines, _ = negatives_finding(outcome_of([{k: 0, "eval_score_last": 0.56}, {k: 1, "eval_score_last": 0.53},
-                                             {k: 3, "eval_score_last": 0.55}], tmp_path), "eval_score", None, tmp_path)
+    lines, _ = negatives_finding(
+        outcome_of(
+            [{k: 0, "eval_score_last": 0.56}, {k: 1, "eval_score_last": 0.53}, {k: 3, "eval_score_last": 0.55}],
+            tmp_path,
+        ),
+        "eval_score",
+        None,
+        tmp_path,
+    )
     assert "**Verdict: does not hold here.**" in lines[-1]
-    seeds = [{k: kk, "train.seed": seed, "eval_score_last": v} for kk, seed, v in
-             [(0, 0, 0.50), (0, 1, 0.52), (1, 0, 0.51), (1, 1, 0.53)]]
+    seeds = [
+        {k: kk, "train.seed": seed, "eval_score_last": v}
+        for kk, seed, v in [(0, 0, 0.50), (0, 1, 0.52), (1, 0, 0.51), (1, 1, 0.53)]
+    ]
     lines, _ = negatives_finding(outcome_of(seeds, tmp_path), "eval_score", None, tmp_path)
     assert "**Verdict: inconclusive.**" in lines[-1] and "(pooled std) 0.0141" in lines[-1]  # +0.01 is within noise
 
     t, lang = "data.tasks", "data.languages"
-    grid = [(json.dumps(["retrieval"]), json.dumps(["en"]), 0.50), (json.dumps(["retrieval"]), None, 0.51),
-            (None, json.dumps(["en"]), 0.56), (None, None, 0.57)]
-    lines, plot = diversity_finding(outcome_of([{t: a, lang: b, "eval_score_last": v} for a, b, v in grid], tmp_path),
-                                    "eval_score", tmp_path)
+    grid = [
+        (json.dumps(["retrieval"]), json.dumps(["en"]), 0.50),
+        (json.dumps(["retrieval"]), None, 0.51),
+        (None, json.dumps(["en"]), 0.56),
+        (None, None, 0.57),
+    ]
+    lines, plot = diversity_finding(
+        outcome_of([{t: a, lang: b, "eval_score_last": v} for a, b, v in grid], tmp_path), "eval_score", tmp_path
+    )
     assert "by +0.0600" in lines[-3] and "by +0.0100" in lines[-3] and "**Verdict: holds.**" in lines[-1]
     assert lines[2].startswith("| 1 | 0.5 | 0.51 |") and plot.name == "diversity.png"
 
     r = "data.max_rows"
-    plateau = [{r: 128, "eval_score_last": 0.50}, {r: 512, "eval_score_last": 0.54}, {r: 2048, "eval_score_last": 0.545}]
+    plateau = [
+        {r: 128, "eval_score_last": 0.50},
+        {r: 512, "eval_score_last": 0.54},
+        {r: 2048, "eval_score_last": 0.545},
+    ]
     lines, _ = scale_finding(outcome_of(plateau, tmp_path), "eval_score", None, tmp_path)
     assert "**Verdict: holds.**" in lines[-1] and "+0.0200" in lines[-1] and "+0.0025" in lines[-1]
     steady = [{r: 128, "eval_score_last": 0.50}, {r: 512, "eval_score_last": 0.54}, {r: 2048, "eval_score_last": 0.58}]
@@ -281,13 +371,22 @@ def tiny_study(tiny_model: Path, tiny_pairs: Path, folder: Path, **keys) -> dict
     heldout = write_jsonl(pair_rows(40, negatives=2, seed=7), folder / "heldout.jsonl")
     suite = folder / "suite.yaml"
     suite.write_text(yaml.safe_dump({"name": "tiny", "tasks": [{"kind": "retrieval_pairs", "path": str(heldout)}]}))
-    job = job_dict(tiny_model, tiny_pairs, folder / "unused",
-                   train={"backend": "ddp", "max_steps": 9, "checkpoint_every_steps": 100, "log_every_steps": 3},
-                   scaling={"num_workers": 1, "cpus_per_worker": 0.4},  # 2 trials leave Ray Data a CPU
-                   output={"export": False, "num_checkpoints_to_keep": 1})
+    job = job_dict(
+        tiny_model,
+        tiny_pairs,
+        folder / "unused",
+        train={"backend": "ddp", "max_steps": 9, "checkpoint_every_steps": 100, "log_every_steps": 3},
+        scaling={"num_workers": 1, "cpus_per_worker": 0.4},  # 2 trials leave Ray Data a CPU
+        output={"export": False, "num_checkpoints_to_keep": 1},
+    )
     job["eval"] = {"suite": str(suite), "every_steps": 3}
-    study = {"name": "tiny", "base_job": job, "storage_path": str(folder / "tune"), "max_concurrent_trials": 2,
-             "search_space": {"train.learning_rate": {"grid": [5e-3]}}}
+    study = {
+        "name": "tiny",
+        "base_job": job,
+        "storage_path": str(folder / "tune"),
+        "max_concurrent_trials": 2,
+        "search_space": {"train.learning_rate": {"grid": [5e-3]}},
+    }
     study.update(keys)
     return study
 
@@ -300,13 +399,25 @@ def asha_study(tiny_model: Path, tiny_pairs: Path, tmp_path_factory: pytest.Temp
     from rtrain.tune.runner import run_study
 
     folder = tmp_path_factory.mktemp("asha")
-    setups = [{"model.pooling": "mean"}, {"model.pooling": "mean", "train.learning_rate": 1e-2},
-              {"model.pooling": "cls", "train.learning_rate": 1e-9}, {"model.name_or_path": str(folder / "no-such-model")}]
-    study = load_study(tiny_study(
-        tiny_model, tiny_pairs, folder, name="asha", search_space={"setup": {"grid": setups}},
-        scheduler={"type": "asha", "grace_period": 3, "reduction_factor": 2}, max_failures=1,
-        wandb={"enabled": True, "project": "rtrain-tests"},
-    ), cwd=folder)
+    setups = [
+        {"model.pooling": "mean"},
+        {"model.pooling": "mean", "train.learning_rate": 1e-2},
+        {"model.pooling": "cls", "train.learning_rate": 1e-9},
+        {"model.name_or_path": str(folder / "no-such-model")},
+    ]
+    study = load_study(
+        tiny_study(
+            tiny_model,
+            tiny_pairs,
+            folder,
+            name="asha",
+            search_space={"setup": {"grid": setups}},
+            scheduler={"type": "asha", "grace_period": 3, "reduction_factor": 2},
+            max_failures=1,
+            wandb={"enabled": True, "project": "rtrain-tests"},
+        ),
+        cwd=folder,
+    )
     started = time.perf_counter()
     outcome = run_study(study)
     return study, outcome, {bundle_label(s): s for s in setups}, time.perf_counter() - started
@@ -321,8 +432,10 @@ def test_asha_stops_the_weak_trial_and_the_study_finishes(asha_study, ray_local)
     rows = rows_by_setup(outcome, labels)
     weak = rows[json.dumps({"model.pooling": "cls", "train.learning_rate": 1e-9})]
     assert weak["status"] == "stopped" and weak["step"] == 3, weak  # stopped at the first rung, of 9 planned steps
-    good = [rows[json.dumps(s, sort_keys=True)] for s in ({"model.pooling": "mean"},
-                                                          {"model.pooling": "mean", "train.learning_rate": 1e-2})]
+    good = [
+        rows[json.dumps(s, sort_keys=True)]
+        for s in ({"model.pooling": "mean"}, {"model.pooling": "mean", "train.learning_rate": 1e-2})
+    ]
     assert any(r["status"] == "completed" and r["step"] == 9 for r in good), good
     assert max(r["eval_score_best"] for r in good) > weak["eval_score_best"]
     assert outcome.best["trial_id"] in {r["trial_id"] for r in good}
@@ -372,31 +485,63 @@ def test_best_job_yaml_loads_and_runs(asha_study, tmp_path: Path, ray_local) -> 
     assert (result.checkpoint / "metrics.json").is_file() and "eval_score" in result.metrics
 
 
-def test_concurrency_that_starves_ray_data_is_refused(tiny_model: Path, tiny_pairs: Path, tmp_path: Path,
-                                                      ray_local) -> None:
+def test_concurrency_that_starves_ray_data_is_refused(
+    tiny_model: Path, tiny_pairs: Path, tmp_path: Path, ray_local
+) -> None:
     from rtrain.tune.runner import check_cpu_headroom, trial_cpus
 
-    study = load_study(tiny_study(tiny_model, tiny_pairs, tmp_path, max_concurrent_trials=2,
-                                  search_space={"scaling.num_workers": {"grid": [1, 2]}}), cwd=tmp_path)
+    study = load_study(
+        tiny_study(
+            tiny_model,
+            tiny_pairs,
+            tmp_path,
+            max_concurrent_trials=2,
+            search_space={"scaling.num_workers": {"grid": [1, 2]}},
+        ),
+        cwd=tmp_path,
+    )
     assert trial_cpus(study) == pytest.approx(2 * 0.4 + 0.01)  # the largest swept worker count
     with pytest.raises(ConfigError, match="leaves less than 1 CPU for Ray Data's read tasks"):
         check_cpu_headroom(study)  # 2 x 0.81 of 2 CPUs
-    check_cpu_headroom(load_study(tiny_study(tiny_model, tiny_pairs, tmp_path, max_concurrent_trials=1,
-                                             search_space={"scaling.num_workers": {"grid": [1, 2]}}), cwd=tmp_path))
+    check_cpu_headroom(
+        load_study(
+            tiny_study(
+                tiny_model,
+                tiny_pairs,
+                tmp_path,
+                max_concurrent_trials=1,
+                search_space={"scaling.num_workers": {"grid": [1, 2]}},
+            ),
+            cwd=tmp_path,
+        )
+    )
 
 
 @pytest.mark.slow
 def test_resume_runs_only_the_trials_an_interrupt_left(tiny_model: Path, tiny_pairs: Path, tmp_path: Path) -> None:
     study_file = tmp_path / "study.yaml"
-    study_file.write_text(yaml.safe_dump(tiny_study(
-        tiny_model, tiny_pairs, tmp_path, name="resumable", max_concurrent_trials=1,
-        search_space={"train.learning_rate": {"grid": [5e-3, 4e-3, 3e-3]}},
-    )))
+    study_file.write_text(
+        yaml.safe_dump(
+            tiny_study(
+                tiny_model,
+                tiny_pairs,
+                tmp_path,
+                name="resumable",
+                max_concurrent_trials=1,
+                search_space={"train.learning_rate": {"grid": [5e-3, 4e-3, 3e-3]}},
+            )
+        )
+    )
     folder = tmp_path / "tune" / "resumable"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     output = (tmp_path / "tune.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "rtrain.cli", "tune", str(study_file)], cwd=ROOT, env=env,
-                            stdout=output, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtrain.cli", "tune", str(study_file)],
+        cwd=ROOT,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.time() + 400
     finished: list[Path] = []
     while time.time() < deadline and not finished:

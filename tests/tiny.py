@@ -1,4 +1,4 @@
-"""Tiny encoders and pair files built in-process: no downloads, seconds to make."""
+"""Test helpers: tiny encoders, pair files and jobs built in-process (no downloads, seconds to make)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
+
+FAKE_WANDB_KEY = "0123456789abcdef0123456789abcdef01234567"  # conftest sets it for every test: never in a file
 
 COLORS = ["red", "blue", "green", "yellow", "black", "white", "orange", "purple"]
 THINGS = ["car", "house", "bird", "river", "phone", "book", "garden", "train", "lamp", "chair"]
@@ -67,34 +68,59 @@ def make_tiny_model(out: Path, family: str = "bert", hidden: int = 64, layers: i
         from tokenizers.processors import TemplateProcessing
 
         tok.post_processor = TemplateProcessing(
-            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))]
+            single="[CLS] $A [SEP]",
+            special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
         )
         fast = PreTrainedTokenizerFast(
-            tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-            mask_token="[MASK]", model_max_length=max_len,
+            tokenizer_object=tok,
+            unk_token="[UNK]",
+            pad_token="[PAD]",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            mask_token="[MASK]",
+            model_max_length=max_len,
         )
         config = BertConfig(
-            vocab_size=tok.get_vocab_size(), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-            intermediate_size=2 * hidden, max_position_embeddings=max_len, pad_token_id=tok.token_to_id("[PAD]"),
+            vocab_size=tok.get_vocab_size(),
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=2 * hidden,
+            max_position_embeddings=max_len,
+            pad_token_id=tok.token_to_id("[PAD]"),
         )
         model = BertModel(config, add_pooling_layer=False)
     elif family == "xlmr":
         tok = Tokenizer(models.Unigram())
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-        tok.train_from_iterator(_corpus(), trainers.UnigramTrainer(vocab_size=300, special_tokens=special, unk_token="<unk>"))
+        tok.train_from_iterator(
+            _corpus(), trainers.UnigramTrainer(vocab_size=300, special_tokens=special, unk_token="<unk>")
+        )
         from tokenizers.processors import TemplateProcessing
 
         tok.post_processor = TemplateProcessing(
             single="<s> $A </s>", special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))]
         )
         fast = PreTrainedTokenizerFast(
-            tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-            cls_token="<s>", sep_token="</s>", mask_token="<mask>", model_max_length=max_len,
+            tokenizer_object=tok,
+            bos_token="<s>",
+            eos_token="</s>",
+            unk_token="<unk>",
+            pad_token="<pad>",
+            cls_token="<s>",
+            sep_token="</s>",
+            mask_token="<mask>",
+            model_max_length=max_len,
         )
         config = XLMRobertaConfig(
-            vocab_size=tok.get_vocab_size(), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-            intermediate_size=2 * hidden, max_position_embeddings=max_len + 2, pad_token_id=tok.token_to_id("<pad>"),
+            vocab_size=tok.get_vocab_size(),
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=2 * hidden,
+            max_position_embeddings=max_len + 2,
+            pad_token_id=tok.token_to_id("<pad>"),
         )
         model = XLMRobertaModel(config, add_pooling_layer=False)
     else:
@@ -145,11 +171,36 @@ def make_tiny_causal_lm(
     if chat_template is not None:
         fast.chat_template = chat_template
     config = LlamaConfig(
-        vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
-        pad_token_id=tok.token_to_id("<pad>"), bos_token_id=tok.token_to_id("<s>"), eos_token_id=tok.token_to_id("</s>"),
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        pad_token_id=tok.token_to_id("<pad>"),
+        bos_token_id=tok.token_to_id("<s>"),
+        eos_token_id=tok.token_to_id("</s>"),
     )
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(out)
     fast.save_pretrained(out)
     return out
+
+
+def job_dict(model_path: Path, pairs: Path, storage: Path, **sections) -> dict:
+    """A small training job on the tiny model; keyword args replace whole sections' keys."""
+    job = {
+        "name": "test",
+        "model": {"name_or_path": str(model_path), "query_max_length": 32, "passage_max_length": 32},
+        "lora": {"r": 4, "alpha": 8},
+        "data": {"train_files": [str(pairs)], "tokenize_batch_size": 64},
+        "loss": {"negatives_per_query": 1},
+        "train": {"batch_size_per_worker": 8, "learning_rate": 1e-3, "log_every_steps": 4, "checkpoint_every_steps": 8},
+        "scaling": {"num_workers": 2, "cpus_per_worker": 0.5},
+        "logging": {"wandb": False},
+        "output": {"storage_path": str(storage), "name": "run"},
+    }
+    for section, values in sections.items():
+        job.setdefault(section, {}).update(values)
+    return job

@@ -60,7 +60,9 @@ def connect(address: str | None) -> tuple[Any, str]:
     try:
         return JobSubmissionClient(url, headers=auth_headers()), url
     except ConnectionError as err:
-        raise ClusterError(f"cannot reach a Ray cluster's dashboard at {url}: {_first_line(err)}; {START_HINT}") from None
+        raise ClusterError(
+            f"cannot reach a Ray cluster's dashboard at {url}: {_first_line(err)}; {START_HINT}"
+        ) from None
     except AuthenticationError as err:
         raise ClusterError(
             f"{url} refused the connection: {_first_line(err)}. Put the cluster's token in RAY_AUTH_TOKEN "

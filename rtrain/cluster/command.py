@@ -21,7 +21,8 @@ from rtrain.config.load import ConfigError
 
 def _address(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--address", default=None,
+        "--address",
+        default=None,
         help="the cluster's dashboard, e.g. http://127.0.0.1:8265 (default: $RAY_API_SERVER_ADDRESS or $RAY_ADDRESS)",
     )
 
@@ -35,16 +36,31 @@ def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan (batch, steps, memory) and send nothing")
     parser.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
     parser.add_argument("--project", type=Path, default=Path.cwd(), help="folder shipped as working_dir (default: .)")
-    parser.add_argument("--pip", action="append", default=[], metavar="REQ",
-                        help="pip requirement or requirements file installed for the job (repeatable)")
-    parser.add_argument("--image", default=None, help="container image for the job (Ray image_uri; rtrain installed in it)")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME",
-                        help="pass this variable from your environment (WANDB_API_KEY, HF_TOKEN always are, when set)")
+    parser.add_argument(
+        "--pip",
+        action="append",
+        default=[],
+        metavar="REQ",
+        help="pip requirement or requirements file installed for the job (repeatable)",
+    )
+    parser.add_argument(
+        "--image", default=None, help="container image for the job (Ray image_uri; rtrain installed in it)"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="pass this variable from your environment (WANDB_API_KEY, HF_TOKEN always are, when set)",
+    )
     parser.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="more working_dir excludes")
     parser.add_argument("--max-file-mb", type=float, default=10.0, help="leave out files above this size (MiB)")
-    parser.add_argument("--staging-dir", default="/tmp/rtrain-staging",
-                        help="cluster folder a job with an s3:// / gs:// storage path writes to before upload "
-                             "(shared storage on multi-node clusters)")
+    parser.add_argument(
+        "--staging-dir",
+        default="/tmp/rtrain-staging",
+        help="cluster folder a job with an s3:// / gs:// storage path writes to before upload "
+        "(shared storage on multi-node clusters)",
+    )
     parser.add_argument("--sync-every", type=float, default=300.0, help="seconds between uploads to a storage URI")
     parser.add_argument("--submission-id", default=None, help="job id to use (default: Ray picks one)")
     parser.add_argument("--entrypoint-num-cpus", type=float, default=None, help="CPUs reserved for the job's driver")
@@ -59,10 +75,19 @@ def run_submit(args: argparse.Namespace) -> int:
     from rtrain.cluster.submit import SubmitOptions, submit_job
 
     options = SubmitOptions(
-        address=args.address, project=args.project, pip=args.pip, image=args.image, env=args.env,
-        excludes=args.exclude, max_file_mb=args.max_file_mb, staging_root=args.staging_dir,
-        sync_every=args.sync_every, submission_id=args.submission_id,
-        entrypoint_num_cpus=args.entrypoint_num_cpus, gpus_per_node=args.gpus_per_node, variant=args.variant,
+        address=args.address,
+        project=args.project,
+        pip=args.pip,
+        image=args.image,
+        env=args.env,
+        excludes=args.exclude,
+        max_file_mb=args.max_file_mb,
+        staging_root=args.staging_dir,
+        sync_every=args.sync_every,
+        submission_id=args.submission_id,
+        entrypoint_num_cpus=args.entrypoint_num_cpus,
+        gpus_per_node=args.gpus_per_node,
+        variant=args.variant,
         dry_run=args.dry_run,
     )
     try:

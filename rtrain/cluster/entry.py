@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sync-from", type=Path, help="local folder the command writes its outputs to")
     p.add_argument("--sync-to", help="storage URI that receives a copy of --sync-from")
     p.add_argument("--sync-every", type=float, default=300.0, help="seconds between uploads while running")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command, e.g. python -m rtrain.cli train {config}")
+    p.add_argument(
+        "command", nargs=argparse.REMAINDER, help="-- then the command, e.g. python -m rtrain.cli train {config}"
+    )
     return p
 
 
@@ -81,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             syncer.join()
             try:
                 copied = sync_tree(args.sync_from, args.sync_to, state)
-                print(f"rtrain.cluster.entry: outputs in {args.sync_to} ({copied} file(s) in the last upload)", flush=True)
+                print(
+                    f"rtrain.cluster.entry: outputs in {args.sync_to} ({copied} file(s) in the last upload)", flush=True
+                )
             except (OSError, StorageError) as err:
                 print(f"rtrain.cluster.entry: final upload to {args.sync_to} failed: {err}", file=sys.stderr)
                 return code or 3

@@ -10,8 +10,9 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, TextIO
+from typing import Any, TextIO
 
 from rtrain.cluster.client import ClusterError
 from rtrain.cluster.package import PASSTHROUGH_ENV
@@ -66,7 +67,10 @@ def status(client: Any, job_id: str, out: TextIO | None = None) -> str:
         ("entrypoint", info.entrypoint),
         ("started", _time(info.start_time)),
         ("ended", _time(info.end_time)),
-        ("runtime_env", ", ".join(sorted(env)) + (f"; env_vars: {', '.join(env_names)} (values hidden)" if env_names else "")),
+        (
+            "runtime_env",
+            ", ".join(sorted(env)) + (f"; env_vars: {', '.join(env_names)} (values hidden)" if env_names else ""),
+        ),
     ]
     if outputs_of(info):
         lines.append(("outputs", outputs_of(info)))
@@ -123,10 +127,16 @@ def list_jobs(client: Any, out: TextIO | None = None) -> int:
     rows = [("JOB ID", "STATUS", "STARTED", "KIND", "JOB FILE", "OUTPUTS")]
     for j in jobs:
         meta = j.metadata or {}
-        rows.append((
-            j.submission_id, str(j.status.value), _time(j.start_time), meta.get(METADATA_KIND, "-"),
-            meta.get(METADATA_JOB, "-"), meta.get(METADATA_OUTPUTS, "-"),
-        ))
+        rows.append(
+            (
+                j.submission_id,
+                str(j.status.value),
+                _time(j.start_time),
+                meta.get(METADATA_KIND, "-"),
+                meta.get(METADATA_JOB, "-"),
+                meta.get(METADATA_OUTPUTS, "-"),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip(), file=out)

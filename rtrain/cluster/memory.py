@@ -12,9 +12,10 @@ communication buffers are not included.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rtrain.config.load import ConfigError
 from rtrain.config.schema import JobConfig

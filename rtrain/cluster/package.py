@@ -1,10 +1,11 @@
 """What travels with a submitted job: the working_dir, the runtime_env and the entrypoint.
 
 The working_dir is a filtered copy of the project folder (the code, jobs/, eval suites; no `.git`,
-`runs/`, `wandb/`, caches, large files or what the top-level .gitignore / .rayignore name) plus the validated job YAML at `.rtrain/<kind>.yaml`, so
-the cluster runs exactly what was validated here. The rtrain package itself is always included
-(copied from the importable package when the project folder does not hold it): Ray puts the
-working_dir first on every worker's PYTHONPATH, so the cluster runs this rtrain.
+`runs/`, `wandb/`, caches, large files or what the top-level .gitignore / .rayignore name) plus the
+validated job YAML at `.rtrain/<kind>.yaml`, so the cluster runs exactly what was validated here.
+The rtrain package itself is always included (copied from the importable package when the project
+folder does not hold it): Ray puts the working_dir first on every worker's PYTHONPATH, so the
+cluster runs this rtrain.
 
 Secrets (WANDB_API_KEY, HF_TOKEN and names given with --env) are read from the caller's environment
 and placed only in `runtime_env["env_vars"]`; they are never written into the package or printed.
@@ -17,18 +18,39 @@ import fnmatch
 import os
 import shlex
 import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from rtrain.cluster.spec import JobSpec
 from rtrain.config.load import ConfigError
 
 CONFIG_DIR = ".rtrain"
 DEFAULT_EXCLUDES = (
-    ".git", ".hg", ".svn", CONFIG_DIR, "runs", "wandb", "__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache",
-    ".ruff_cache", ".venv", "venv", ".tox", "node_modules", "build", "dist", "*.egg-info", ".ipynb_checkpoints",
-    ".setup-done", ".DS_Store", ".gitignore", ".rayignore",  # the ignore files are applied here, not shipped
+    ".git",
+    ".hg",
+    ".svn",
+    CONFIG_DIR,
+    "runs",
+    "wandb",
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".venv",
+    "venv",
+    ".tox",
+    "node_modules",
+    "build",
+    "dist",
+    "*.egg-info",
+    ".ipynb_checkpoints",
+    ".setup-done",
+    ".DS_Store",
+    ".gitignore",
+    ".rayignore",  # the ignore files are applied here, not shipped
 )
 IGNORE_FILES = (".gitignore", ".rayignore")
 PASSTHROUGH_ENV = ("WANDB_API_KEY", "HF_TOKEN")  # passed when set; more with --env NAME
@@ -96,7 +118,12 @@ def stage_working_dir(
             )
             for name in sorted(filenames):
                 src = Path(dirpath) / name
-                if _excluded(name, excludes) or ignored((rel / name).as_posix()) or src.is_symlink() or not src.is_file():
+                if (
+                    _excluded(name, excludes)
+                    or ignored((rel / name).as_posix())
+                    or src.is_symlink()
+                    or not src.is_file()
+                ):
                     continue
                 size = src.stat().st_size
                 if size > max_file_bytes:
@@ -189,7 +216,10 @@ def runtime_env(
     env: dict[str, Any] = {}
     if image:
         if pip:
-            raise ConfigError("--image and --pip cannot be combined: Ray's image_uri takes no other packages; bake them into the image")
+            raise ConfigError(
+                "--image and --pip cannot be combined: Ray's image_uri takes no other packages; "
+                "bake them into the image"
+            )
         env["image_uri"] = image
     elif working_dir is not None:
         env["working_dir"] = str(working_dir)

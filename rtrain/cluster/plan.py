@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from rtrain.cluster.memory import GIB, MemoryEstimate, ModelSize, estimate_memory, model_size
 from rtrain.cluster.spec import JobSpec
@@ -87,19 +87,25 @@ def format_plan(spec: JobSpec, plan: Plan | None, entry: str) -> str:
     rows = [("job", f"{spec.source} -> rtrain {spec.kind} ({job.name})")]
     device = "GPU" if plan.use_gpu else "CPU"
     where = f", {plan.nodes} node(s) at {plan.gpus_per_node} GPUs" if plan.use_gpu else ""
-    rows.append(("world size", f"{plan.world_size} workers ({device}, {job.scaling.cpus_per_worker:g} CPU each){where}"))
+    rows.append(
+        ("world size", f"{plan.world_size} workers ({device}, {job.scaling.cpus_per_worker:g} CPU each){where}")
+    )
     rows.append(("batch per worker", f"{plan.batch_per_worker} pairs x {plan.accumulation} accumulation step(s)"))
     rows.append(("global batch", f"{plan.global_batch} pairs per optimizer step"))
-    steps = f"{plan.steps} (train.max_steps)" if plan.steps else (
-        f"{plan.epochs} epoch(s) x rows // {plan.global_batch} (counted when the job reads its data)"
+    steps = (
+        f"{plan.steps} (train.max_steps)"
+        if plan.steps
+        else (f"{plan.epochs} epoch(s) x rows // {plan.global_batch} (counted when the job reads its data)")
     )
     rows.append(("steps", steps))
     k = job.loss.negatives_per_query
-    rows.append((
-        "tokens per step",
-        f"<= {plan.tokens_per_step:,} = {plan.global_batch} x ({job.model.query_max_length} + {1 + k} x "
-        f"{job.model.passage_max_length}) (padded maxima; dynamic padding makes it less)",
-    ))
+    rows.append(
+        (
+            "tokens per step",
+            f"<= {plan.tokens_per_step:,} = {plan.global_batch} x ({job.model.query_max_length} + {1 + k} x "
+            f"{job.model.passage_max_length}) (padded maxima; dynamic padding makes it less)",
+        )
+    )
     loss = f"{k} hard negative(s) per query, {plan.candidates_per_query:,} candidates per query"
     if job.loss.cached:
         loss += f", GradCache in chunks of {job.loss.mini_batch_size}"
@@ -122,7 +128,12 @@ def format_plan(spec: JobSpec, plan: Plan | None, entry: str) -> str:
         rows.append((f"memory {stage}", f"~{_gib(mem.total)} estimated ({mem.precision}, {mem.sharding})"))
         rows.append(("  weights", _gib(mem.weights)))
         rows.append(("  gradients", _gib(mem.gradients)))
-        rows.append(("  optimizer states", _gib(mem.optimizer) + (f" (+{_gib(mem.optimizer_on_cpu)} on CPU)" if mem.optimizer_on_cpu else "")))
+        rows.append(
+            (
+                "  optimizer states",
+                _gib(mem.optimizer) + (f" (+{_gib(mem.optimizer_on_cpu)} on CPU)" if mem.optimizer_on_cpu else ""),
+            )
+        )
         rows.append(("  activations", f"{_gib(mem.activations)} (rough)"))
         rows.append(("  not included", "CUDA context, allocator slack, communication buffers (budget 1-3 GiB)"))
         rows.extend(("  note", note) for note in mem.notes)

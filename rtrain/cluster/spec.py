@@ -1,6 +1,6 @@
 """What a submitted job will run: the job file plus overrides, validated here, adjusted for a cluster.
 
-`prepare_job` classifies a YAML the way `rtrain.config.shipped.resolve_any` does (training job,
+`prepare_job` classifies a YAML the way `rtrain.any_config.resolve_any` does (training job,
 pipeline, Tune study or ablations file), validates it with the same code `rtrain train` /
 `rtrain run` / `rtrain tune` use, and then fixes what cannot work inside a cluster job:
 
@@ -19,9 +19,10 @@ same variant and overrides it was validated with here.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from rtrain.cluster.storage import is_uri, join_uri
 from rtrain.config.load import ConfigError, apply_overrides, dump_yaml, load_yaml, resolve, resolve_job
@@ -48,7 +49,7 @@ class JobSpec:
 
 def job_kind(source: Path, raw: dict[str, Any]) -> Kind:
     """train, run or tune, as `resolve_any` classifies the file; refuses what is no cluster job."""
-    from rtrain.config.shipped import resolve_any
+    from rtrain.any_config import resolve_any
 
     try:
         config: Any = resolve_any(source)
@@ -114,7 +115,9 @@ def _prepare_run(source: Path, cfg: PipelineConfig, staging_root: str, stamp: st
     if is_uri(workdir):
         staging = f"{staging_root.rstrip('/')}/{cfg.name}-{stamp}"
         notes.append(f"the pipeline works in {staging} on the cluster; rtrain.cluster.entry copies it to {workdir}")
-        shipped = resolve(PipelineConfig, apply_overrides(cfg.model_dump(mode="json"), {"workdir": staging}), where=str(source))
+        shipped = resolve(
+            PipelineConfig, apply_overrides(cfg.model_dump(mode="json"), {"workdir": staging}), where=str(source)
+        )
     job = train_job(shipped, shipped.stages.train) if shipped.stages.train is not None else None
     return JobSpec(source, "run", shipped, dump_yaml(shipped), job, workdir, staging, notes=notes)
 
@@ -147,7 +150,9 @@ def prepare_job(
     """Validate and adjust a job file for a cluster; ConfigError (naming the file and key) on any problem."""
     path = Path(source)
     if not Path(staging_root).is_absolute():
-        raise ConfigError(f"--staging-dir {staging_root!r}: give an absolute path on the cluster (e.g. /mnt/shared/staging)")
+        raise ConfigError(
+            f"--staging-dir {staging_root!r}: give an absolute path on the cluster (e.g. /mnt/shared/staging)"
+        )
     raw = load_yaml(path)
     kind = job_kind(path, raw)
     if kind == "tune":

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence, TextIO
+from typing import TextIO
 
 from rtrain.cluster.client import ClusterError, connect
 from rtrain.cluster.package import (
@@ -106,7 +107,10 @@ def submit_job(
                 max_file_bytes=int(options.max_file_mb * 1024**2),
             )
             working_dir = package.directory
-            print(f"working_dir: {package.files} files, {package.bytes / 1024**2:.1f} MiB from {options.project}", file=out)
+            print(
+                f"working_dir: {package.files} files, {package.bytes / 1024**2:.1f} MiB from {options.project}",
+                file=out,
+            )
             if package.skipped_large:
                 print(f"left out (over {options.max_file_mb:g} MiB): {', '.join(package.skipped_large)}", file=out)
         env = runtime_env(working_dir, secrets, pip=pip, image=options.image)

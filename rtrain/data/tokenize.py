@@ -16,8 +16,8 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from rtrain.config.schema import ModelConfig
+from rtrain.data.batch import GROUP, N_HASH, NEGATIVE, P_HASH, POSITIVE, QUERY, TEXT_GROUPS
 from rtrain.models.loading import resolve_model_path
-
 
 
 def text_hash(text: str) -> int:
@@ -41,7 +41,7 @@ class PairTokenizer:
     """Function for `Dataset.map_batches(batch_format='pyarrow')`: pair rows -> id lists + text hashes.
 
     A picklable object whose tokenizer loads lazily and is cached per process, so `map_batches`
-    runs as stateless tasks (actor pools starve on 2-CPU machines, see PLATFORM notes).
+    runs as stateless tasks (actor pools starve on 2-CPU machines: measured here).
     """
 
     def __init__(self, model_cfg: ModelConfig, negatives_per_query: int) -> None:
@@ -76,11 +76,11 @@ class PairTokenizer:
             "q_ids": pa.array(q_ids, pa.list_(pa.int32())),
             "p_ids": pa.array(p_ids, pa.list_(pa.int32())),
             "n_ids": pa.array(n_ids, pa.list_(pa.list_(pa.int32()))),
-            "p_hash": pa.array([text_hash(p) for p in positives], pa.int64()),
-            "n_hash": pa.array([[text_hash(n) for n in row] for row in negatives], pa.list_(pa.int64())),
+            P_HASH: pa.array([text_hash(p) for p in positives], pa.int64()),
+            N_HASH: pa.array([[text_hash(n) for n in row] for row in negatives], pa.list_(pa.int64())),
         }
-        if "group" in batch.column_names:  # the planner's task/source id, for the homogeneity check
-            columns["group"] = batch.column("group")
+        if GROUP in batch.column_names:  # the planner's task/source id, for the homogeneity check
+            columns[GROUP] = batch.column(GROUP)
         return pa.table(columns)
 
 
@@ -104,23 +104,23 @@ class PairCollator:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
-        out["q_input_ids"], out["q_attention_mask"] = _pad(list(batch["q_ids"]), self.pad_id)  # (B, Lq)
-        out["p_input_ids"], out["p_attention_mask"] = _pad(list(batch["p_ids"]), self.pad_id)  # (B, Ld)
-        out["p_hash"] = torch.tensor(np.asarray(batch["p_hash"], dtype=np.int64))  # (B,)
-        if "group" in batch:
-            out["group"] = torch.as_tensor(np.asarray(batch["group"], dtype=np.int64))  # (B,) task/source index
+        out[QUERY.ids], out[QUERY.mask] = _pad(list(batch["q_ids"]), self.pad_id)  # (B, Lq)
+        out[POSITIVE.ids], out[POSITIVE.mask] = _pad(list(batch["p_ids"]), self.pad_id)  # (B, Ld)
+        out[P_HASH] = torch.tensor(np.asarray(batch[P_HASH], dtype=np.int64))  # (B,)
+        if GROUP in batch:
+            out[GROUP] = torch.as_tensor(np.asarray(batch[GROUP], dtype=np.int64))  # (B,) task/source index
         if self.k > 0:
             negs = [n for row in batch["n_ids"] for n in list(row)]
             if len(negs) != self.k * len(batch["q_ids"]):
                 raise ValueError(
                     f"batch has {len(negs)} negatives for {len(batch['q_ids'])} queries, expected {self.k} each"
                 )
-            out["n_input_ids"], out["n_attention_mask"] = _pad(negs, self.pad_id)  # (B*k, Ld)
-            n_hash = np.concatenate([np.asarray(list(h), dtype=np.int64) for h in batch["n_hash"]])
-            out["n_hash"] = torch.as_tensor(n_hash)  # (B*k,)
+            out[NEGATIVE.ids], out[NEGATIVE.mask] = _pad(negs, self.pad_id)  # (B*k, Ld)
+            n_hash = np.concatenate([np.asarray(list(h), dtype=np.int64) for h in batch[N_HASH]])
+            out[N_HASH] = torch.as_tensor(n_hash)  # (B*k,)
         return out
 
 
 def count_tokens(batch: dict[str, torch.Tensor]) -> int:
     """Non-padding tokens in a collated batch (queries, positives and negatives)."""
-    return int(sum(batch[k].sum() for k in ("q_attention_mask", "p_attention_mask", "n_attention_mask") if k in batch))
+    return int(sum(batch[g.mask].sum() for g in TEXT_GROUPS if g.mask in batch))

@@ -34,7 +34,11 @@ def _pair_name(pair: PairKey) -> str:
     return str(pair)
 
 
-def _direction_names(pair: str) -> tuple[str, str]:
+def direction_names(pair: str) -> tuple[str, str]:
+    """The forward and backward direction names of a pair: ``"de-en"`` -> ``("de->en", "en->de")``.
+
+    A pair name that is not ``src-tgt`` gets ``"<pair>:forward"`` / ``"<pair>:backward"``.
+    """
     parts = pair.split("-")
     if len(parts) == 2 and all(parts):
         return f"{parts[0]}->{parts[1]}", f"{parts[1]}->{parts[0]}"
@@ -90,8 +94,10 @@ class BitextMiningEvaluator:
                 raise ValueError(f"bitext task '{name}': pair {pair!r} must map to (sources, targets)")
             src, tgt = list(value[0]), list(value[1])
             if len(src) != len(tgt):
-                raise ValueError(f"bitext task '{name}': pair {pair!r} has {len(src)} source but {len(tgt)} "
-                                 "target sentences; parallel lists must have equal length (aligned by position)")
+                raise ValueError(
+                    f"bitext task '{name}': pair {pair!r} has {len(src)} source but {len(tgt)} "
+                    "target sentences; parallel lists must have equal length (aligned by position)"
+                )
             if not src:
                 raise ValueError(f"bitext task '{name}': pair {pair!r} is empty; drop it or give sentences")
             bad = [i for i, t in enumerate(src + tgt) if not isinstance(t, str)]
@@ -111,8 +117,14 @@ class BitextMiningEvaluator:
         for src, tgt in self.pairs.values():
             for text in (*src, *tgt):
                 row_of.setdefault(text, len(row_of))
-        emb = encode_checked(encoder, list(row_of), self.kind, batch_size=self.batch_size,
-                             show_progress=self.show_progress, what=f"'{self.name}' sentences")  # (n_unique, dim)
+        emb = encode_checked(
+            encoder,
+            list(row_of),
+            self.kind,
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
+            what=f"'{self.name}' sentences",
+        )  # (n_unique, dim)
         return row_of, emb
 
     def __call__(self, encoder: TextEncoder) -> dict[str, Any]:
@@ -124,7 +136,7 @@ class BitextMiningEvaluator:
             src_emb = emb[[row_of[t] for t in src]]  # (n, dim)
             tgt_emb = emb[[row_of[t] for t in tgt]]  # (n, dim)
             gold = np.arange(len(src))
-            forward, backward = _direction_names(pair)
+            forward, backward = direction_names(pair)
             nn, _ = nearest_neighbours(src_emb, tgt_emb)
             directions = {forward: bitext_metrics(nn, gold)}
             if self.both_directions:
@@ -136,8 +148,13 @@ class BitextMiningEvaluator:
             per_language[pair]["main_score"] = per_language[pair][self.primary_metric]
         overall = _mean(list(per_language.values()))
         overall["main_score"] = overall[self.primary_metric]
-        logger.info("task %s: %s = %.4f over %d pair(s)", self.name, self.primary_metric,
-                    overall[self.primary_metric], len(self.pairs))
+        logger.info(
+            "task %s: %s = %.4f over %d pair(s)",
+            self.name,
+            self.primary_metric,
+            overall[self.primary_metric],
+            len(self.pairs),
+        )
         return {"overall": overall, "per_language": per_language, "per_direction": per_direction}
 
     def __repr__(self) -> str:

@@ -36,25 +36,58 @@ class HubUnreachableError(ConnectionError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``eval`` subcommand's options on ``parser``."""
-    parser.add_argument("models", nargs="+", metavar="MODEL",
-                        help="[NAME=]PATH: sentence-transformers folder, rtrain run dir / checkpoint, "
-                             "Hugging Face model folder or pkg://module/subdir")
+    parser.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="[NAME=]PATH: sentence-transformers folder, rtrain run dir / checkpoint, "
+        "Hugging Face model folder or pkg://module/subdir",
+    )
     parser.add_argument("--suite", type=Path, default=None, help="eval suite YAML, e.g. jobs/suites/quick.yaml")
-    parser.add_argument("--out", type=Path, required=True, help="results folder (<out>/<model>/<Task>.json, summary.md)")
-    parser.add_argument("--mteb", default=None, metavar="TASKS",
-                        help="mteb hub tasks: 'STS17,SciFact' or a benchmark name such as 'MTEB(eng, v2)'")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="suite override, e.g. --set tasks.0.limit=20 (repeatable)")
-    parser.add_argument("--pooling", choices=["mean", "cls", "last_token"], default=None,
-                        help="pooling for Hugging Face folders and pkg:// models (default mean)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="results folder (<out>/<model>/<Task>.json, summary.md)"
+    )
+    parser.add_argument(
+        "--mteb",
+        default=None,
+        metavar="TASKS",
+        help="mteb hub tasks: 'STS17,SciFact' or a benchmark name such as 'MTEB(eng, v2)'",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="suite override, e.g. --set tasks.0.limit=20 (repeatable)",
+    )
+    parser.add_argument(
+        "--pooling",
+        choices=["mean", "cls", "last_token"],
+        default=None,
+        help="pooling for Hugging Face folders and pkg:// models (default mean)",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="encode batch size for --mteb (default 32)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice); 1 is often fastest on a busy small machine")
-    parser.add_argument("--ray-workers", type=int, default=0, metavar="N",
-                        help="encode with N model replicas as a Ray Data job (large corpora, clusters)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); 1 is often fastest on a busy small machine",
+    )
+    parser.add_argument(
+        "--ray-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="encode with N model replicas as a Ray Data job (large corpora, clusters)",
+    )
     parser.add_argument("--ray-gpu", action="store_true", help="with --ray-workers: one GPU per replica")
-    parser.add_argument("--ray-cpus-per-worker", type=float, default=1.0,
-                        help="with --ray-workers: CPUs each replica reserves (0.5 on a 2-CPU machine)")
+    parser.add_argument(
+        "--ray-cpus-per-worker",
+        type=float,
+        default=1.0,
+        help="with --ray-workers: CPUs each replica reserves (0.5 on a 2-CPU machine)",
+    )
     parser.add_argument("--hub-timeout", type=float, default=3.0, help="seconds to wait for the hub probe (default 3)")
 
 
@@ -119,8 +152,11 @@ def load_mteb_tasks(spec: str, timeout: float) -> list[Any]:
     if not names:
         raise ConfigError(f"--mteb {spec!r} names no task; give e.g. 'STS17,SciFact' or a benchmark name")
     try:  # a benchmark name may itself hold commas: "MTEB(eng, v2)"
-        tasks = list(mteb.get_benchmark(spec.strip()).tasks) if _is_benchmark(spec.strip()) \
+        tasks = (
+            list(mteb.get_benchmark(spec.strip()).tasks)
+            if _is_benchmark(spec.strip())
             else list(mteb.get_tasks(tasks=names))
+        )
     except (KeyError, ValueError) as err:
         raise ConfigError(f"--mteb {spec!r}: {err}; see mteb.get_tasks() / mteb.get_benchmarks() for names") from None
     if not tasks:
@@ -158,14 +194,23 @@ def _run_mteb(tasks: list[Any], models: dict[str, Any], out: Path, batch_size: i
 
     from rtrain.eval.mteb_bridge import MtebEncoder
 
-    lines = ["## mteb hub tasks (main_score)", "", "| task | " + " | ".join(models) + " |",
-             "|---|" + "---:|" * len(models)]
+    lines = [
+        "## mteb hub tasks (main_score)",
+        "",
+        "| task | " + " | ".join(models) + " |",
+        "|---|" + "---:|" * len(models),
+    ]
     scores: dict[str, dict[str, float]] = {}
     for name, encoder in models.items():
         try:
-            result = mteb.evaluate(MtebEncoder(encoder, name=name), tasks, cache=mteb.ResultCache(out / "mteb"),
-                                   encode_kwargs={"batch_size": batch_size}, overwrite_strategy="always",
-                                   show_progress_bar=False)
+            result = mteb.evaluate(
+                MtebEncoder(encoder, name=name),
+                tasks,
+                cache=mteb.ResultCache(out / "mteb"),
+                encode_kwargs={"batch_size": batch_size},
+                overwrite_strategy="always",
+                show_progress_bar=False,
+            )
         except (ConnectionError, OSError) as err:  # a later task's data failed to download
             raise HubUnreachableError(f"mteb.evaluate stopped: {type(err).__name__}: {str(err)[:300]}") from None
         for task_result in result.task_results:
@@ -203,9 +248,16 @@ def run(args: argparse.Namespace) -> int:
         if args.ray_workers:
             from rtrain.eval.ray_encode import RayDataEncoder
 
-            models = {name: RayDataEncoder(path, args.ray_workers, pooling=args.pooling, use_gpu=args.ray_gpu,
-                                           cpus_per_worker=args.ray_cpus_per_worker)
-                      for name, path in specs.items()}
+            models = {
+                name: RayDataEncoder(
+                    path,
+                    args.ray_workers,
+                    pooling=args.pooling,
+                    use_gpu=args.ray_gpu,
+                    cpus_per_worker=args.ray_cpus_per_worker,
+                )
+                for name, path in specs.items()
+            }
         else:
             models = {name: load_encoder(path, pooling=args.pooling) for name, path in specs.items()}
         args.out.mkdir(parents=True, exist_ok=True)

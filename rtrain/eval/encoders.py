@@ -24,8 +24,10 @@ from rtrain.eval.protocol import EncodeKind, TextEncoder, check_embeddings
 logger = logging.getLogger(__name__)
 
 PKG_SCHEME = "pkg://"
-MODEL_KINDS = "an exported sentence-transformers folder, an rtrain run dir or checkpoint folder, " \
-              "a Hugging Face model folder, or pkg://module/subdir"
+MODEL_KINDS = (
+    "an exported sentence-transformers folder, an rtrain run dir or checkpoint folder, "
+    "a Hugging Face model folder, or pkg://module/subdir"
+)
 
 
 class SentenceTransformerEncoder:
@@ -38,9 +40,14 @@ class SentenceTransformerEncoder:
     def __init__(self, model: Any, prompts: dict[str, str] | None = None) -> None:
         self.model = model
         own = dict(getattr(model, "prompts", None) or {})
-        self.prompts = prompts if prompts is not None else {
-            "query": own.get("query", ""), "document": own.get("document", own.get("passage", "")),
-        }
+        self.prompts = (
+            prompts
+            if prompts is not None
+            else {
+                "query": own.get("query", ""),
+                "document": own.get("document", own.get("passage", "")),
+            }
+        )
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> SentenceTransformerEncoder:
@@ -48,9 +55,17 @@ class SentenceTransformerEncoder:
 
         return cls(SentenceTransformer(str(path), device=device, local_files_only=True))
 
-    def encode(self, texts: list[str], kind: EncodeKind, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
-        emb = self.model.encode(list(texts), prompt=self.prompts.get(kind) or None, batch_size=batch_size,
-                                show_progress_bar=show_progress, convert_to_numpy=True, normalize_embeddings=True)
+    def encode(
+        self, texts: list[str], kind: EncodeKind, batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        emb = self.model.encode(
+            list(texts),
+            prompt=self.prompts.get(kind) or None,
+            batch_size=batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
         return np.asarray(emb, dtype=np.float32)  # (n, dim)
 
 
@@ -61,13 +76,18 @@ class PrefixedEncoder:
         self.inner = inner
         self.prefixes = {"query": query_prefix or "", "document": passage_prefix or ""}
 
-    def encode(self, texts: list[str], kind: EncodeKind, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: list[str], kind: EncodeKind, batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
         prefix = self.prefixes[kind]
-        return self.inner.encode([prefix + t for t in texts], kind=kind, batch_size=batch_size,
-                                 show_progress=show_progress)
+        return self.inner.encode(
+            [prefix + t for t in texts], kind=kind, batch_size=batch_size, show_progress=show_progress
+        )
 
 
-def with_prefixes(encoder: TextEncoder, query_prefix: str | None = None, passage_prefix: str | None = None) -> TextEncoder:
+def with_prefixes(
+    encoder: TextEncoder, query_prefix: str | None = None, passage_prefix: str | None = None
+) -> TextEncoder:
     """``encoder`` with its query / passage prefix replaced (``None`` keeps the model's own).
 
     rtrain's ``EmbeddingModel`` and :class:`SentenceTransformerEncoder` get a copy sharing the
@@ -79,16 +99,21 @@ def with_prefixes(encoder: TextEncoder, query_prefix: str | None = None, passage
     from rtrain.models.encoder import EmbeddingModel, Encoder
 
     if isinstance(encoder, EmbeddingModel):
-        cfg = encoder.encoder.cfg.model_copy(update={
-            k: v for k, v in (("query_prefix", query_prefix), ("passage_prefix", passage_prefix)) if v is not None
-        })
+        cfg = encoder.encoder.cfg.model_copy(
+            update={
+                k: v for k, v in (("query_prefix", query_prefix), ("passage_prefix", passage_prefix)) if v is not None
+            }
+        )
         return EmbeddingModel(Encoder(encoder.encoder.backbone, cfg), encoder.tokenizer, encoder.device)
     if isinstance(encoder, SentenceTransformerEncoder):
         prompts = dict(encoder.prompts)
         prompts.update({k: v for k, v in (("query", query_prefix), ("document", passage_prefix)) if v is not None})
         return SentenceTransformerEncoder(encoder.model, prompts)
-    logger.warning("encoder %s has no known prefix setting: prepending the suite's prefixes to its texts "
-                   "(its own prefixes, if any, still apply)", type(encoder).__name__)
+    logger.warning(
+        "encoder %s has no known prefix setting: prepending the suite's prefixes to its texts "
+        "(its own prefixes, if any, still apply)",
+        type(encoder).__name__,
+    )
     return PrefixedEncoder(encoder, query_prefix, passage_prefix)
 
 
@@ -99,7 +124,9 @@ class CachedEncoder:
         self.inner = inner
         self.cache: dict[tuple[str, str], np.ndarray] = {}
 
-    def encode(self, texts: list[str], kind: EncodeKind, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: list[str], kind: EncodeKind, batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if (kind, t) not in self.cache))
         if missing:
             emb = np.asarray(self.inner.encode(missing, kind=kind, batch_size=batch_size, show_progress=show_progress))
@@ -125,8 +152,10 @@ def model_kind(spec: str) -> str:
         return "sentence-transformers"
     if (path / "config.json").is_file():
         return "hf"
-    raise FileNotFoundError(f"model folder {path} has no trainer_state.json or checkpoint_*/ (rtrain run), "
-                            f"modules.json (sentence-transformers) or config.json (Hugging Face): give {MODEL_KINDS}")
+    raise FileNotFoundError(
+        f"model folder {path} has no trainer_state.json or checkpoint_*/ (rtrain run), "
+        f"modules.json (sentence-transformers) or config.json (Hugging Face): give {MODEL_KINDS}"
+    )
 
 
 def load_encoder(spec: str, *, pooling: str | None = None, device: str = "cpu") -> TextEncoder:
@@ -166,7 +195,7 @@ def model_max_length(name_or_path: str, cap: int = 512) -> int:
 def default_model_name(spec: str) -> str:
     """A short name for results folders: the package for ``pkg://``, else the folder name."""
     if spec.startswith(PKG_SCHEME):
-        return spec[len(PKG_SCHEME):].split("/")[0]
+        return spec[len(PKG_SCHEME) :].split("/")[0]
     path = Path(spec).expanduser().resolve()
     if path.name.startswith("checkpoint_"):
         return f"{path.parent.name}_{path.name}"

@@ -126,11 +126,7 @@ _METRIC_FUNCS = {
 
 def query_metrics(ranked: Sequence[str], qrel: Mapping[str, int], k_values: Sequence[int]) -> dict[str, float]:
     """All retrieval metrics of one query, named like mteb (``ndcg_at_10``, ``recall_at_1``, ...)."""
-    return {
-        f"{prefix}_at_{k}": func(ranked, qrel, k)
-        for prefix, func in _METRIC_FUNCS.items()
-        for k in k_values
-    }
+    return {f"{prefix}_at_{k}": func(ranked, qrel, k) for prefix, func in _METRIC_FUNCS.items() for k in k_values}
 
 
 def score_rankings(
@@ -182,9 +178,7 @@ def nearest_neighbours(
     Ties go to the lowest target index.
     """
     if source.ndim != 2 or target.ndim != 2 or source.shape[1] != target.shape[1]:
-        raise ValueError(
-            f"source {source.shape} and target {target.shape} embeddings must be 2-D with the same dim"
-        )
+        raise ValueError(f"source {source.shape} and target {target.shape} embeddings must be 2-D with the same dim")
     if target.shape[0] == 0:
         raise ValueError("target side is empty: there is nothing to match source sentences against")
     idx = np.empty(source.shape[0], dtype=np.int64)  # (n,)

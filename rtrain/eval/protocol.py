@@ -1,4 +1,4 @@
-"""The encoder protocol the evaluators depend on, and a check of what an encoder returns.
+"""The encoder protocol the evaluators depend on, the evaluator protocol, and a check of what an encoder returns.
 
 Evaluators never load models themselves: they take any object with an ``encode`` method of the
 shape below (the training code's wrapped model, a sentence-transformers adapter, or a test fake).
@@ -6,7 +6,7 @@ shape below (the training code's wrapped model, a sentence-transformers adapter,
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -31,6 +31,22 @@ class TextEncoder(Protocol):
         ...
 
 
+class Evaluator(Protocol):
+    """A scorer of one task: it declares its main metric and which way is better (sentence-transformers style).
+
+    Calling it returns ``{"overall": {metric: value, "main_score": ...}, ...}``; ``main_score`` is
+    ``primary_metric``, better when higher if ``greater_is_better``.
+    """
+
+    name: str
+    primary_metric: str
+    greater_is_better: bool
+
+    def __call__(self, encoder: TextEncoder) -> dict[str, Any]:
+        """Score ``encoder`` on the task."""
+        ...
+
+
 def encode_checked(
     encoder: TextEncoder,
     texts: list[str],
@@ -50,9 +66,7 @@ def encode_checked(
             f"encoder {type(encoder).__name__} has no encode(texts, kind, batch_size, show_progress) "
             "method; wrap the model in an object implementing rtrain.eval.TextEncoder"
         )
-    emb = np.asarray(
-        encoder.encode(list(texts), kind=kind, batch_size=batch_size, show_progress=show_progress)
-    )
+    emb = np.asarray(encoder.encode(list(texts), kind=kind, batch_size=batch_size, show_progress=show_progress))
     return check_embeddings(emb, len(texts), what=what)
 
 
@@ -68,7 +82,9 @@ def check_embeddings(emb: np.ndarray, n_expected: int, *, what: str = "texts") -
     emb = np.ascontiguousarray(emb, dtype=np.float32)  # (n, dim)
     if not np.isfinite(emb).all():
         bad = int((~np.isfinite(emb)).any(axis=1).sum())
-        raise ValueError(f"encoder returned NaN/inf in {bad} of {n_expected} {what} embeddings; check the model / inputs")
+        raise ValueError(
+            f"encoder returned NaN/inf in {bad} of {n_expected} {what} embeddings; check the model / inputs"
+        )
     norms = np.linalg.norm(emb, axis=1, keepdims=True)  # (n, 1)
     zero = int((norms[:, 0] < 1e-12).sum())
     if zero:

@@ -50,7 +50,9 @@ class RayDataEncoder:
         self.spec, self.num_workers, self.pooling = spec, num_workers, pooling
         self.use_gpu, self.cpus, self.threads = use_gpu, cpus_per_worker, threads_per_worker
 
-    def encode(self, texts: list[str], kind: EncodeKind, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: list[str], kind: EncodeKind, batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
         import ray
 
         if not texts:

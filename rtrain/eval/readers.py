@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from rtrain.eval.skips import existing_dir as _existing_dir
 
 logger = logging.getLogger(__name__)
 
-FLORES_ENV = "RTRAIN_FLORES_DIR"
+FLORES_DIR = "sib200_flores_subset"
 FLORES_SPLITS = ("train", "dev", "test")
 
 
@@ -44,16 +43,16 @@ FLORES_SPLITS = ("train", "dev", "test")
 
 
 def default_flores_root() -> Path:
-    """``$RTRAIN_FLORES_DIR`` if set, else ``<repo>/../shared/data/sib200_flores_subset``."""
-    if os.environ.get(FLORES_ENV):
-        return Path(os.environ[FLORES_ENV])
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "sib200_flores_subset"
+    """``sib200_flores_subset`` in the shared-data folder (``$RTRAIN_SHARED_DATA``, else ``<repo>/../shared/data``)."""
+    return default_data_root() / FLORES_DIR
 
 
 def flores_codes(root: str | Path | None = None) -> list[str]:
     """FLORES codes (``deu_Latn``, ...) that have a folder of split files under ``root``."""
     folder = _existing_dir(root or default_flores_root(), "FLORES")
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and any((p / f"{s}.tsv").exists() for s in FLORES_SPLITS))
+    return sorted(
+        p.name for p in folder.iterdir() if p.is_dir() and any((p / f"{s}.tsv").exists() for s in FLORES_SPLITS)
+    )
 
 
 def read_flores_file(path: str | Path, *, strict: bool = False) -> dict[str, str]:
@@ -120,7 +119,9 @@ def read_flores(
     def load(code: str) -> dict[str, str]:
         merged: dict[str, str] = {}
         for s in splits:
-            merged.update({f"{s}:{k}": v for k, v in read_flores_file(folder / code / f"{s}.tsv", strict=strict).items()})
+            merged.update(
+                {f"{s}:{k}": v for k, v in read_flores_file(folder / code / f"{s}.tsv", strict=strict).items()}
+            )
         return merged
 
     tgt = load(target)
@@ -227,11 +228,15 @@ def read_beir(folder: str | Path, split: str = "test", *, strict: bool = False) 
     for ids, what, where in ((unknown_q, "query", "queries.jsonl"), (unknown_d, "doc", "corpus.jsonl")):
         if ids:
             shown = ", ".join(repr(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
-            raise ValueError(f"{qrels_path} names {len(ids)} {what} id(s) not in {where}: [{shown}]; "
-                             "fix the qrels or the folder")
-    return BeirData(corpus, queries, qrels, skipped={"corpus.jsonl": skipped_docs,
-                                                     "queries.jsonl": skipped_queries,
-                                                     qrels_path.name: skipped_qrels})
+            raise ValueError(
+                f"{qrels_path} names {len(ids)} {what} id(s) not in {where}: [{shown}]; fix the qrels or the folder"
+            )
+    return BeirData(
+        corpus,
+        queries,
+        qrels,
+        skipped={"corpus.jsonl": skipped_docs, "queries.jsonl": skipped_queries, qrels_path.name: skipped_qrels},
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -268,7 +273,9 @@ def read_parallel_tsv(
     return src, tgt
 
 
-def read_parallel_files(src_path: str | Path, tgt_path: str | Path, *, strict: bool = False) -> tuple[list[str], list[str]]:
+def read_parallel_files(
+    src_path: str | Path, tgt_path: str | Path, *, strict: bool = False
+) -> tuple[list[str], list[str]]:
     """``(sources, targets)`` from two line-aligned text files (one sentence per line).
 
     Unequal line counts raise; a line pair with an empty side is skipped (both sides, so alignment holds).
@@ -279,8 +286,10 @@ def read_parallel_files(src_path: str | Path, tgt_path: str | Path, *, strict: b
             raise FileNotFoundError(f"parallel file {p.resolve()} does not exist")
     src_lines, tgt_lines = (p.read_text(encoding="utf-8").splitlines() for p in paths)
     if len(src_lines) != len(tgt_lines):
-        raise ValueError(f"parallel files are not aligned: {paths[0]} has {len(src_lines)} lines but "
-                         f"{paths[1]} has {len(tgt_lines)}; they must have one sentence per line, same count")
+        raise ValueError(
+            f"parallel files are not aligned: {paths[0]} has {len(src_lines)} lines but "
+            f"{paths[1]} has {len(tgt_lines)}; they must have one sentence per line, same count"
+        )
     skips = _Skips(paths[0], strict)
     src: list[str] = []
     tgt: list[str] = []

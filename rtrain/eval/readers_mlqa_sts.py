@@ -1,7 +1,7 @@
 """Readers for MLQA-R (question -> paragraph retrieval), STS-B multi-MT and SemEval-2017 STS.
 
 Import them from :mod:`rtrain.eval.readers` (which re-exports them). Layout expected under the data
-root (``$RTRAIN_EVAL_DATA``, else ``<repo>/../shared/data``; see that folder's README):
+root (``$RTRAIN_SHARED_DATA``, else ``<repo>/../shared/data``; see that folder's README):
 
 * ``mlqa_r_dev/mlqa-r-dev.<lang>.json``: SQuAD v1 JSON (``data[].paragraphs[].{context, qas[]}``).
   The question ids are shared across languages (every ar/de/es/hi/vi/zh question id also occurs in
@@ -23,15 +23,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rtrain.data.shared import shared_data_root
 from rtrain.eval.skips import Skips, existing_dir
 
-DATA_ENV = "RTRAIN_EVAL_DATA"
 MLQA_DIR, STSB_DIR, STS17_DIR = "mlqa_r_dev", "stsb_multi_mt", "sts17_semeval"
 STSB_SPLITS = ("dev", "test")
 # rtrain / mteb subset name -> SemEval file track. The names follow the column order of each file and
@@ -49,10 +48,8 @@ STS17_TRACKS = {
 
 
 def default_data_root() -> Path:
-    """``$RTRAIN_EVAL_DATA`` if set, else ``<repo>/../shared/data``."""
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV])
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
+    """The shared-data folder (``rtrain.data.shared``): ``$RTRAIN_SHARED_DATA``, else ``<repo>/../shared/data``."""
+    return shared_data_root()
 
 
 @dataclass
@@ -178,8 +175,12 @@ def read_mlqa(
     if not qids:
         raise ValueError(f"MLQA-R {lang}: no usable questions (all {data.skipped} skipped)")
     corpus = _limited_corpus(data.paragraphs, [data.paragraph_of[q] for q in qids], corpus_limit)
-    return RetrievalData(corpus, {q: data.questions[q] for q in qids}, {q: {data.paragraph_of[q]: 1} for q in qids},
-                         skipped={f"mlqa-r-dev.{lang}.json": data.skipped})
+    return RetrievalData(
+        corpus,
+        {q: data.questions[q] for q in qids},
+        {q: {data.paragraph_of[q]: 1} for q in qids},
+        skipped={f"mlqa-r-dev.{lang}.json": data.skipped},
+    )
 
 
 def read_mlqa_cross(
@@ -210,9 +211,12 @@ def read_mlqa_cross(
     if not qids:
         raise ValueError(f"MLQA-R {lang}-{target}: no {lang} question has a {target} counterpart")
     corpus = _limited_corpus(tgt.paragraphs, [tgt.paragraph_of[q] for q in qids], corpus_limit)
-    return RetrievalData(corpus, {q: source.questions[q] for q in qids}, {q: {tgt.paragraph_of[q]: 1} for q in qids},
-                         skipped={f"mlqa-r-dev.{lang}.json": source.skipped + len(skips),
-                                  f"mlqa-r-dev.{target}.json": tgt.skipped})
+    return RetrievalData(
+        corpus,
+        {q: source.questions[q] for q in qids},
+        {q: {tgt.paragraph_of[q]: 1} for q in qids},
+        skipped={f"mlqa-r-dev.{lang}.json": source.skipped + len(skips), f"mlqa-r-dev.{target}.json": tgt.skipped},
+    )
 
 
 # ------------------------------------------------------------------------------------------------

@@ -59,8 +59,14 @@ def task_result(
     for subset, metrics in subsets.items():
         if "main_score" not in metrics:
             raise ValueError(f"task {task_name}: subset {subset!r} has no main_score; metrics: {sorted(metrics)}")
-        entries.append({**{k: _round(float(v)) for k, v in metrics.items()}, "hf_subset": subset,
-                        "languages": list(languages.get(subset, [subset])), "mteb_version": version})
+        entries.append(
+            {
+                **{k: _round(float(v)) for k, v in metrics.items()},
+                "hf_subset": subset,
+                "languages": list(languages.get(subset, [subset])),
+                "mteb_version": version,
+            }
+        )
     return {
         "dataset_revision": dataset_revision,
         "task_name": task_name,

@@ -133,24 +133,36 @@ class RetrievalEvaluator:
         if not queries:
             raise ValueError(f"retrieval task '{name}': there are no queries; give at least one query")
         if not qrels:
-            raise ValueError(f"retrieval task '{name}': qrels are empty; give {{qid: {{doc_id: grade}}}} for each query")
+            raise ValueError(
+                f"retrieval task '{name}': qrels are empty; give {{qid: {{doc_id: grade}}}} for each query"
+            )
         self.corpus = {str(k): v for k, v in corpus.items()}
         self.queries = {str(k): v for k, v in queries.items()}
         self.qrels = self._check_qrels(qrels)
         self.query_ids = [qid for qid in self.queries if qid in self.qrels]  # evaluated, in query order
         self.n_skipped_queries = len(self.queries) - len(self.query_ids)
         if self.n_skipped_queries:
-            logger.info("task %s: %d of %d queries have no qrels and are not evaluated",
-                        name, self.n_skipped_queries, len(self.queries))
+            logger.info(
+                "task %s: %d of %d queries have no qrels and are not evaluated",
+                name,
+                self.n_skipped_queries,
+                len(self.queries),
+            )
         no_relevant = [qid for qid in self.query_ids if not any(g >= 1 for g in self.qrels[qid].values())]
         if no_relevant:
-            logger.warning("task %s: %d queries have no relevant doc (they score 0), e.g. %s",
-                           name, len(no_relevant), _few(no_relevant))
+            logger.warning(
+                "task %s: %d queries have no relevant doc (they score 0), e.g. %s",
+                name,
+                len(no_relevant),
+                _few(no_relevant),
+            )
         self.languages = self._check_languages(languages)
         for what, texts in (("query", self.queries), ("document", self.corpus)):
             bad = [i for i, t in texts.items() if not isinstance(t, str)]
             if bad:
-                raise TypeError(f"retrieval task '{name}': {len(bad)} {what} text(s) are not strings, e.g. ids {_few(bad)}")
+                raise TypeError(
+                    f"retrieval task '{name}': {len(bad)} {what} text(s) are not strings, e.g. ids {_few(bad)}"
+                )
         self.batch_size = batch_size
         self.query_batch_size = query_batch_size
         self.ivf_threshold = ivf_threshold
@@ -178,16 +190,22 @@ class RetrievalEvaluator:
                 except (TypeError, ValueError):
                     ok = False
                 if not ok:
-                    raise ValueError(f"qrels[{qid!r}][{doc_id!r}] = {grade!r}: grades must be integers (e.g. 1 = relevant)")
+                    raise ValueError(
+                        f"qrels[{qid!r}][{doc_id!r}] = {grade!r}: grades must be integers (e.g. 1 = relevant)"
+                    )
                 clean[str(qid)][str(doc_id)] = int(grade)
         unknown_q = [qid for qid in clean if qid not in self.queries]
         if unknown_q:
-            raise ValueError(f"retrieval task '{self.name}': qrels name {len(unknown_q)} query id(s) missing from "
-                             f"the queries, e.g. {_few(unknown_q)}; fix the qrels or add those queries")
+            raise ValueError(
+                f"retrieval task '{self.name}': qrels name {len(unknown_q)} query id(s) missing from "
+                f"the queries, e.g. {_few(unknown_q)}; fix the qrels or add those queries"
+            )
         unknown_d = sorted({d for docs in clean.values() for d in docs if d not in self.corpus})
         if unknown_d:
-            raise ValueError(f"retrieval task '{self.name}': qrels name {len(unknown_d)} doc id(s) missing from "
-                             f"the corpus, e.g. {_few(unknown_d)}; fix the qrels or add those documents")
+            raise ValueError(
+                f"retrieval task '{self.name}': qrels name {len(unknown_d)} doc id(s) missing from "
+                f"the corpus, e.g. {_few(unknown_d)}; fix the qrels or add those documents"
+            )
         return clean
 
     def _check_languages(self, languages: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -196,12 +214,15 @@ class RetrievalEvaluator:
         langs = {str(k): str(v) for k, v in languages.items()}
         unknown = [qid for qid in langs if qid not in self.queries]
         if unknown:
-            raise ValueError(f"retrieval task '{self.name}': languages name {len(unknown)} unknown query id(s), "
-                             f"e.g. {_few(unknown)}")
+            raise ValueError(
+                f"retrieval task '{self.name}': languages name {len(unknown)} unknown query id(s), e.g. {_few(unknown)}"
+            )
         missing = [qid for qid in self.query_ids if qid not in langs]
         if missing:
-            raise ValueError(f"retrieval task '{self.name}': {len(missing)} evaluated queries have no language, "
-                             f"e.g. {_few(missing)}; give languages for all of them or pass languages=None")
+            raise ValueError(
+                f"retrieval task '{self.name}': {len(missing)} evaluated queries have no language, "
+                f"e.g. {_few(missing)}; give languages for all of them or pass languages=None"
+            )
         return langs
 
     # ------------------------------------------------------------------ running
@@ -209,17 +230,30 @@ class RetrievalEvaluator:
     def search(self, encoder: TextEncoder) -> dict[str, dict[str, float]]:
         """Encode corpus and queries and return the run ``{qid: {doc_id: cosine}}`` (top max(k_values))."""
         doc_ids = list(self.corpus)
-        doc_emb = encode_checked(encoder, [self.corpus[d] for d in doc_ids], "document",
-                                 batch_size=self.batch_size, show_progress=self.show_progress,
-                                 what=f"'{self.name}' documents")  # (n_docs, dim)
-        query_emb = encode_checked(encoder, [self.queries[q] for q in self.query_ids], "query",
-                                   batch_size=self.batch_size, show_progress=self.show_progress,
-                                   what=f"'{self.name}' queries")  # (n_queries, dim)
+        doc_emb = encode_checked(
+            encoder,
+            [self.corpus[d] for d in doc_ids],
+            "document",
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
+            what=f"'{self.name}' documents",
+        )  # (n_docs, dim)
+        query_emb = encode_checked(
+            encoder,
+            [self.queries[q] for q in self.query_ids],
+            "query",
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
+            what=f"'{self.name}' queries",
+        )  # (n_queries, dim)
         if query_emb.shape[1] != doc_emb.shape[1]:
-            raise ValueError(f"query embeddings have dim {query_emb.shape[1]} but document embeddings "
-                             f"{doc_emb.shape[1]}; the encoder must use one space for both kinds")
-        index = build_index(doc_emb, ivf_threshold=self.ivf_threshold, ivf_nlist=self.ivf_nlist,
-                            ivf_nprobe=self.ivf_nprobe)
+            raise ValueError(
+                f"query embeddings have dim {query_emb.shape[1]} but document embeddings "
+                f"{doc_emb.shape[1]}; the encoder must use one space for both kinds"
+            )
+        index = build_index(
+            doc_emb, ivf_threshold=self.ivf_threshold, ivf_nlist=self.ivf_nlist, ivf_nprobe=self.ivf_nprobe
+        )
         k = min(max(self.k_values), len(doc_ids))
         runs = search_index(index, query_emb, doc_ids, k, query_batch_size=self.query_batch_size)
         return dict(zip(self.query_ids, runs))
@@ -244,19 +278,27 @@ class RetrievalEvaluator:
     def __call__(self, encoder: TextEncoder) -> dict[str, Any]:
         """Encode, search and score: ``{"overall": {...}, "per_language": {lang: {...}}}``."""
         results = self.score(self.search(encoder))
-        logger.info("task %s: %s = %.4f over %d queries", self.name, self.primary_metric,
-                    results["overall"][self.primary_metric], len(self.query_ids))
+        logger.info(
+            "task %s: %s = %.4f over %d queries",
+            self.name,
+            self.primary_metric,
+            results["overall"][self.primary_metric],
+            len(self.query_ids),
+        )
         return results
 
     def __repr__(self) -> str:
-        return (f"RetrievalEvaluator(name={self.name!r}, queries={len(self.query_ids)}, "
-                f"corpus={len(self.corpus)}, k_values={self.k_values})")
+        return (
+            f"RetrievalEvaluator(name={self.name!r}, queries={len(self.query_ids)}, "
+            f"corpus={len(self.corpus)}, k_values={self.k_values})"
+        )
 
     # ------------------------------------------------------------------ constructors
 
     @classmethod
-    def from_pairs(cls, rows_or_path: Sequence[Mapping[str, Any]] | str | Path, name: str | None = None,
-                   **kwargs: Any) -> RetrievalEvaluator:
+    def from_pairs(
+        cls, rows_or_path: Sequence[Mapping[str, Any]] | str | Path, name: str | None = None, **kwargs: Any
+    ) -> RetrievalEvaluator:
         """A task from pair-schema rows (or a ``.parquet`` / ``.jsonl`` pairs file).
 
         Queries are the distinct ``(query_lang, query)`` texts (a query repeated over rows gets all
@@ -297,8 +339,9 @@ class RetrievalEvaluator:
         return cls(name, queries, corpus, dict(qrels), languages=languages, **kwargs)
 
     @classmethod
-    def from_parallel(cls, pairs: Mapping[str, tuple[Sequence[str], Sequence[str]]], name: str = "parallel",
-                      **kwargs: Any) -> RetrievalEvaluator:
+    def from_parallel(
+        cls, pairs: Mapping[str, tuple[Sequence[str], Sequence[str]]], name: str = "parallel", **kwargs: Any
+    ) -> RetrievalEvaluator:
         """Cross-lingual retrieval from parallel lists ``{"xxx-yyy": (sources, targets)}``.
 
         Each source sentence is a query whose one relevant doc is its aligned target; targets of all
@@ -312,8 +355,10 @@ class RetrievalEvaluator:
         qrels: dict[str, dict[str, int]] = {}
         for pair, (src, tgt) in pairs.items():
             if len(src) != len(tgt):
-                raise ValueError(f"pair {pair!r}: {len(src)} source vs {len(tgt)} target sentences; "
-                                 "parallel lists must have equal length")
+                raise ValueError(
+                    f"pair {pair!r}: {len(src)} source vs {len(tgt)} target sentences; "
+                    "parallel lists must have equal length"
+                )
             for i, (s, t) in enumerate(zip(src, tgt)):
                 if t not in did_of:
                     did_of[t] = f"d{len(did_of)}"
@@ -325,8 +370,9 @@ class RetrievalEvaluator:
         return cls(name, queries, corpus, qrels, languages=languages, **kwargs)
 
     @classmethod
-    def from_beir(cls, folder: str | Path, split: str = "test", name: str | None = None,
-                  **kwargs: Any) -> RetrievalEvaluator:
+    def from_beir(
+        cls, folder: str | Path, split: str = "test", name: str | None = None, **kwargs: Any
+    ) -> RetrievalEvaluator:
         """A task from a BEIR-style folder (see :func:`rtrain.eval.readers.read_beir`)."""
         from rtrain.eval.readers import read_beir
 

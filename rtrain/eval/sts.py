@@ -25,8 +25,14 @@ from rtrain.eval.protocol import EncodeKind, TextEncoder, encode_checked
 logger = logging.getLogger(__name__)
 
 STS_METRICS = (
-    "pearson", "spearman", "cosine_pearson", "cosine_spearman",
-    "manhattan_pearson", "manhattan_spearman", "euclidean_pearson", "euclidean_spearman",
+    "pearson",
+    "spearman",
+    "cosine_pearson",
+    "cosine_spearman",
+    "manhattan_pearson",
+    "manhattan_spearman",
+    "euclidean_pearson",
+    "euclidean_spearman",
 )
 
 
@@ -97,10 +103,14 @@ class STSEvaluator:
             try:
                 s1, s2, scores = (list(part) for part in value)
             except (TypeError, ValueError):
-                raise ValueError(f"STS task '{name}': track {track!r} must be (sentences1, sentences2, scores)") from None
+                raise ValueError(
+                    f"STS task '{name}': track {track!r} must be (sentences1, sentences2, scores)"
+                ) from None
             if not len(s1) == len(s2) == len(scores):
-                raise ValueError(f"STS task '{name}': track {track!r} has {len(s1)} first sentences, {len(s2)} second "
-                                 f"sentences and {len(scores)} scores; they must have equal length (aligned by position)")
+                raise ValueError(
+                    f"STS task '{name}': track {track!r} has {len(s1)} first sentences, {len(s2)} second "
+                    f"sentences and {len(scores)} scores; they must have equal length (aligned by position)"
+                )
             if len(scores) < 2:
                 raise ValueError(f"STS task '{name}': track {track!r} has {len(scores)} pair(s); give at least 2")
             bad = [i for i, t in enumerate(s1 + s2) if not isinstance(t, str)]
@@ -123,32 +133,58 @@ class STSEvaluator:
         for s1, s2, _ in self.pairs.values():
             for text in (*s1, *s2):
                 row_of.setdefault(text, len(row_of))
-        emb = encode_checked(encoder, list(row_of), self.kind, batch_size=self.batch_size,
-                             show_progress=self.show_progress, what=f"'{self.name}' sentences")  # (n_unique, dim)
+        emb = encode_checked(
+            encoder,
+            list(row_of),
+            self.kind,
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
+            what=f"'{self.name}' sentences",
+        )  # (n_unique, dim)
         per_language: dict[str, dict[str, float]] = {}
         for track, (s1, s2, gold) in self.pairs.items():
             metrics = sts_metrics(emb[[row_of[t] for t in s1]], emb[[row_of[t] for t in s2]], gold)
             per_language[track] = {**metrics, "main_score": metrics[self.primary_metric]}
         overall = {m: float(np.mean([d[m] for d in per_language.values()])) for m in STS_METRICS}
         overall["main_score"] = overall[self.primary_metric]
-        logger.info("task %s: %s = %.4f over %d track(s)", self.name, self.primary_metric,
-                    overall["main_score"], len(self.pairs))
+        logger.info(
+            "task %s: %s = %.4f over %d track(s)",
+            self.name,
+            self.primary_metric,
+            overall["main_score"],
+            len(self.pairs),
+        )
         return {"overall": overall, "per_language": per_language}
 
     def __repr__(self) -> str:
         return f"STSEvaluator(name={self.name!r}, pairs={ {t: len(v[2]) for t, v in self.pairs.items()} })"
 
     @classmethod
-    def from_stsb(cls, languages: Sequence[str], *, split: str = "test", root: str | Path | None = None,
-                  limit: int | None = None, name: str = "stsb_multi_mt", **kwargs: Any) -> STSEvaluator:
+    def from_stsb(
+        cls,
+        languages: Sequence[str],
+        *,
+        split: str = "test",
+        root: str | Path | None = None,
+        limit: int | None = None,
+        name: str = "stsb_multi_mt",
+        **kwargs: Any,
+    ) -> STSEvaluator:
         """STS-B multi-MT tracks, one per language (see :func:`rtrain.eval.readers.read_stsb`)."""
         from rtrain.eval.readers import read_stsb
 
         return cls(name, {lang: read_stsb(lang, split, root=root, limit=limit) for lang in languages}, **kwargs)
 
     @classmethod
-    def from_sts17(cls, tracks: Sequence[str], *, root: str | Path | None = None, limit: int | None = None,
-                   name: str = "sts17", **kwargs: Any) -> STSEvaluator:
+    def from_sts17(
+        cls,
+        tracks: Sequence[str],
+        *,
+        root: str | Path | None = None,
+        limit: int | None = None,
+        name: str = "sts17",
+        **kwargs: Any,
+    ) -> STSEvaluator:
         """SemEval-2017 tracks by subset name (see :data:`rtrain.eval.readers.STS17_TRACKS`)."""
         from rtrain.eval.readers import read_sts17
 

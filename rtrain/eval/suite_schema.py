@@ -17,109 +17,127 @@ A task is one mapping with a ``kind`` and the keys that kind accepts::
 ``limit`` caps queries per language (mlqa, beir), rows (retrieval_pairs), sentences per pair
 (bitext) or pairs per track (STS), always keeping the first ones in file order;
 ``languages`` defaults to every language found. Relative paths are relative to the working directory.
+
+Each kind is one model in :mod:`rtrain.eval.task_kinds` (its keys, display name, default split,
+evaluator and loader), registered in :data:`TASK_KINDS`; :data:`TaskSpec` is their union told apart
+by ``kind``. A key of another kind is an error for this one, reported with every other problem.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, WrapValidator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core.core_schema import ErrorType, ValidatorFunctionWrapHandler
 
-TaskKind = Literal["retrieval_pairs", "mlqa", "beir", "flores_bitext", "sts_b", "sts17", "parallel"]
+from rtrain.eval.task_base import StrictModel, TaskBase
+from rtrain.eval.task_kinds import (
+    BeirTask,
+    FloresBitextTask,
+    MLQATask,
+    ParallelPair,
+    ParallelTask,
+    RetrievalPairsTask,
+    STS17Task,
+    STSBTask,
+)
 
-COMMON_KEYS = ("kind", "name", "limit", "batch_size", "query_prefix", "passage_prefix")
-KIND_KEYS: dict[str, tuple[str, ...]] = {
-    "retrieval_pairs": ("path", "split"),
-    "mlqa": ("languages", "mode", "target", "corpus_limit", "root", "split"),
-    "beir": ("path", "split"),
-    "flores_bitext": ("languages", "target", "split", "both_directions", "root"),
-    "sts_b": ("languages", "split", "root"),
-    "sts17": ("languages", "root"),
-    "parallel": ("pairs", "both_directions", "split"),
+__all__ = ["TASK_KINDS", "ParallelPair", "SuiteConfig", "TaskBase", "TaskSpec"]
+
+# The registry of task kinds: kind -> class. A new kind is one class plus one entry here.
+TASK_KINDS: dict[str, type[TaskBase]] = {
+    cls.kind_name(): cls
+    for cls in (
+        RetrievalPairsTask,
+        MLQATask,
+        BeirTask,
+        FloresBitextTask,
+        STSBTask,
+        STS17Task,
+        ParallelTask,
+    )
 }
-DEFAULT_NAMES = {
-    "retrieval_pairs": "LocalPairsRetrieval",
-    "mlqa": "LocalMLQARetrieval",
-    "beir": "LocalBEIRRetrieval",
-    "flores_bitext": "LocalFloresBitextMining",
-    "sts_b": "LocalSTSBMultiMT",
-    "sts17": "LocalSTS17",
-    "parallel": "LocalParallelBitextMining",
-}
-DEFAULT_SPLITS = {"mlqa": "dev", "flores_bitext": "dev", "sts_b": "test", "sts17": "test"}
-REQUIRED_KEYS = {"retrieval_pairs": ("path",), "beir": ("path",), "parallel": ("pairs",)}
+_CORE_ERROR_TYPES = frozenset(get_args(ErrorType))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _kind_of(value: Any) -> str | None:
+    return value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
 
 
-class ParallelPair(_Strict):
-    """Two line-aligned files (``src`` + ``tgt``) or one two-column TSV (``tsv``) for a ``src-tgt`` pair."""
-
-    name: str = Field(description="Pair name, e.g. 'de-en' (source first).")
-    src: str | None = None
-    tgt: str | None = None
-    tsv: str | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ParallelPair:
-        if (self.tsv is None) == (self.src is None or self.tgt is None) or (self.tsv and (self.src or self.tgt)):
-            raise ValueError(f"pair {self.name!r}: give either src and tgt (two line-aligned files) or tsv, not both")
-        return self
+def _key_owners(key: str, kind: str) -> str:
+    owners = [k for k, c in TASK_KINDS.items() if k != kind and key in c.model_fields]
+    return f"{key!r} is a key of {', '.join(owners)}" if owners else ""
 
 
-class TaskSpec(_Strict):
-    """One task of a suite; see the module docstring for the keys each kind accepts."""
-
-    kind: TaskKind
-    name: str | None = Field(None, description="Task name in results; default Local<Kind>.")
-    limit: int | None = Field(None, ge=1)
-    batch_size: int | None = Field(None, ge=1, description="Overrides the suite's batch_size.")
-    query_prefix: str | None = Field(None, description="Overrides the suite's / model's query prefix.")
-    passage_prefix: str | None = Field(None, description="Overrides the suite's / model's passage prefix.")
-    languages: list[str] | None = Field(None, min_length=1)
-    split: str | None = None
-    root: str | None = Field(None, description="Data folder; default under the suite's data_root.")
-    path: str | None = None
-    mode: Literal["mono", "cross", "both"] = "mono"
-    target: str | None = Field(None, description="mlqa cross: corpus language (en); flores: eng_Latn.")
-    corpus_limit: int | None = Field(None, ge=1)
-    both_directions: bool = False
-    pairs: list[ParallelPair] | None = Field(None, min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _keys_fit_kind(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise ValueError(f"a task must be a mapping with a 'kind', got {type(data).__name__}")
-        kind = data.get("kind")
-        if kind is None:
-            raise ValueError(f"task has no 'kind'; choose one of {', '.join(KIND_KEYS)}")
-        if kind not in KIND_KEYS:
-            raise ValueError(f"kind = {kind!r} is not a task kind; choose one of {', '.join(KIND_KEYS)}")
-        allowed = (*COMMON_KEYS, *KIND_KEYS[kind])
-        unknown = [k for k in data if k not in allowed]
-        if unknown:
-            raise ValueError(f"unknown key(s) {', '.join(map(repr, unknown))} for a {kind} task; "
-                             f"allowed: {', '.join(allowed)}")
-        missing = [k for k in REQUIRED_KEYS.get(kind, ()) if data.get(k) is None]
-        if missing:
-            raise ValueError(f"a {kind} task needs {', '.join(missing)}")
-        return data
-
-    @property
-    def task_name(self) -> str:
-        return self.name or DEFAULT_NAMES[self.kind]
-
-    @property
-    def split_name(self) -> str:
-        return self.split or DEFAULT_SPLITS.get(self.kind, "test")
+def _task_errors(err: ValidationError, cls: type[TaskBase], data: dict[str, Any]) -> ValidationError:
+    """`err` of a task of kind `cls` as suite errors: locations without the kind's tag, unknown keys merged
+    into one error that lists the keys this kind allows, required keys as 'a <kind> task needs <key>'."""
+    kind = cls.kind_name()
+    unknown: list[str] = []
+    missing: list[str] = []
+    details: list[InitErrorDetails] = []
+    for e in err.errors():
+        loc = e["loc"][1:] if e["loc"][:1] == (kind,) else e["loc"]
+        if e["type"] in ("extra_forbidden", "unknown_key") and len(loc) == 1:  # unknown_key: StrictModel's
+            unknown.append(str(loc[0]))
+            continue
+        if e["type"] == "missing" and len(loc) == 1:
+            missing.append(str(loc[0]))
+            continue
+        if e["type"] in _CORE_ERROR_TYPES:
+            error: Any = e["type"]
+        else:  # a custom error raised deeper down: keep its type and message
+            error = PydanticCustomError(e["type"], e["msg"])
+        details.append(InitErrorDetails(type=error, loc=loc, input=e["input"], ctx=e.get("ctx") or {}))
+    head: list[InitErrorDetails] = []
+    if unknown:
+        hints = "; ".join(h for h in (_key_owners(k, kind) for k in unknown) if h)
+        message = (
+            f"unknown key(s) {', '.join(map(repr, unknown))} for a {kind} task{f' ({hints})' if hints else ''}; "
+            f"allowed: {', '.join(cls.model_fields)}"
+        )
+        head.append(InitErrorDetails(type=PydanticCustomError("unknown_task_key", message), loc=(), input=data))
+    if missing:
+        message = f"a {kind} task needs {', '.join(missing)}"
+        head.append(InitErrorDetails(type=PydanticCustomError("missing_task_key", message), loc=(), input=data))
+    return ValidationError.from_exception_data(err.title, head + details)
 
 
-class SuiteConfig(_Strict):
+def _validate_task(data: Any, handler: ValidatorFunctionWrapHandler) -> TaskBase:
+    """Check `kind` first (naming the known kinds), then the kind's own model; see :func:`_task_errors`."""
+    if isinstance(data, TaskBase):
+        return handler(data)
+    if not isinstance(data, dict):
+        raise ValueError(f"a task must be a mapping with a 'kind', got {type(data).__name__}")
+    kind = data.get("kind")
+    if kind is None:
+        raise ValueError(f"task has no 'kind'; choose one of {', '.join(TASK_KINDS)}")
+    if not isinstance(kind, str) or kind not in TASK_KINDS:
+        raise ValueError(f"kind = {kind!r} is not a task kind; choose one of {', '.join(TASK_KINDS)}")
+    try:
+        return handler(data)
+    except ValidationError as err:
+        raise _task_errors(err, TASK_KINDS[kind], data) from None
+
+
+# One task of a suite: the kind's model, chosen by `kind`.
+TaskSpec = Annotated[
+    Annotated[
+        Union[tuple(Annotated[cls, Tag(kind)] for kind, cls in TASK_KINDS.items())],  # noqa: UP007
+        Discriminator(
+            _kind_of,
+            custom_error_type="invalid_kind",
+            custom_error_message=f"a task needs kind: one of {', '.join(TASK_KINDS)}",
+        ),
+    ],
+    WrapValidator(_validate_task),
+]
+
+
+class SuiteConfig(StrictModel):
     """An evaluation suite: shared settings plus a list of tasks."""
 
     name: str = "suite"
@@ -127,8 +145,9 @@ class SuiteConfig(_Strict):
     query_prefix: str | None = Field(None, description="Replaces each model's query prefix (None keeps it).")
     passage_prefix: str | None = Field(None, description="Replaces each model's passage prefix (None keeps it).")
     k_values: list[int] = Field(default_factory=lambda: [1, 3, 5, 10, 20, 100], description="Retrieval cut-offs.")
-    data_root: str | None = Field(None, description="Folder of the shared eval sets; default $RTRAIN_EVAL_DATA "
-                                  "or <repo>/../shared/data.")
+    data_root: str | None = Field(
+        None, description="Folder of the shared eval sets; default $RTRAIN_SHARED_DATA or <repo>/../shared/data."
+    )
     tasks: list[TaskSpec] = Field(min_length=1)
 
     def path_overrides(self, cwd: Path) -> list[str]:
@@ -136,11 +155,12 @@ class SuiteConfig(_Strict):
         loads the suite elsewhere, e.g. a Ray Train worker of a Tune trial)."""
         found = [("data_root", self.data_root)]
         for i, task in enumerate(self.tasks):
-            found += [(f"tasks.{i}.root", task.root), (f"tasks.{i}.path", task.path)]
-            for j, pair in enumerate(task.pairs or []):
-                found += [(f"tasks.{i}.pairs.{j}.{key}", getattr(pair, key)) for key in ("src", "tgt", "tsv")]
-        return [f"{key}={json.dumps(str(cwd / value))}" for key, value in found
-                if value is not None and not Path(value).expanduser().is_absolute()]
+            found += [(f"tasks.{i}.{key}", value) for key, value in task.paths()]
+        return [
+            f"{key}={json.dumps(str(cwd / value))}"
+            for key, value in found
+            if value is not None and not Path(value).expanduser().is_absolute()
+        ]
 
     @model_validator(mode="after")
     def _check(self) -> SuiteConfig:

@@ -1,4 +1,5 @@
-"""Contrastive losses: in-batch InfoNCE with cross-worker negatives, its GradCache form, the base anchor."""
+"""Contrastive losses: in-batch InfoNCE with cross-worker negatives, its plain and GradCache training forms, the
+base anchor, and the `loss.kind` registry (rtrain.losses.registry)."""
 
 from rtrain.losses.base_anchor import BaseAnchorLoss
 from rtrain.losses.cached_infonce import CachedInfoNCELoss
@@ -9,11 +10,16 @@ from rtrain.losses.gather import (
     rank_and_world,
 )
 from rtrain.losses.infonce import InfoNCELoss
+from rtrain.losses.plain import PlainLoss
+from rtrain.losses.protocol import EmbeddingLoss, TrainingLoss
 
 __all__ = [
     "BaseAnchorLoss",
     "CachedInfoNCELoss",
+    "EmbeddingLoss",
     "InfoNCELoss",
+    "PlainLoss",
+    "TrainingLoss",
     "all_gather_no_grad",
     "all_gather_with_grad",
     "check_equal_rows",

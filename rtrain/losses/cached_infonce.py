@@ -13,21 +13,21 @@ Gao et al. 2021, "Scaling Deep Contrastive Learning Batch Size under Memory Limi
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from rtrain.data.batch import N_HASH, NEGATIVE, P_HASH, TEXT_GROUPS
 from rtrain.losses.base_anchor import BaseAnchorLoss
 from rtrain.losses.infonce import InfoNCELoss
+from rtrain.losses.protocol import Autocast, Backward, Encode
 
-# (ids key, mask key) per group, in the order the loss takes them.
-_GROUPS: tuple[tuple[str, str], ...] = (
-    ("q_input_ids", "q_attention_mask"),
-    ("p_input_ids", "p_attention_mask"),
-    ("n_input_ids", "n_attention_mask"),
-)
+
+def chunked_backward_calls(group_rows: Iterable[int], mini_batch_size: int) -> int:
+    """Backward calls of one GradCache micro-batch: sum over the text groups of ceil(rows / mini_batch_size)."""
+    return sum(-(-rows // mini_batch_size) for rows in group_rows)
 
 
 @dataclass(frozen=True)
@@ -69,54 +69,58 @@ class CachedInfoNCELoss:
     def __init__(self, loss: InfoNCELoss, mini_batch_size: int) -> None:
         if not isinstance(loss, InfoNCELoss):
             raise ValueError(
-                f"loss must be an InfoNCELoss, got {type(loss).__name__}; "
-                "wrap e.g. InfoNCELoss(temperature=0.05)."
+                f"loss must be an InfoNCELoss, got {type(loss).__name__}; wrap e.g. InfoNCELoss(temperature=0.05)."
             )
         if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int):
-            raise ValueError(
-                f"mini_batch_size must be an int >= 1, got {mini_batch_size!r}; use e.g. 32."
-            )
+            raise ValueError(f"mini_batch_size must be an int >= 1, got {mini_batch_size!r}; use e.g. 32.")
         if mini_batch_size < 1:
-            raise ValueError(
-                f"mini_batch_size must be >= 1, got {mini_batch_size}; use e.g. 32."
-            )
+            raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size}; use e.g. 32.")
         self.loss = loss
         self.mini_batch_size = mini_batch_size
 
-    def num_backward_calls(self, batch: dict[str, Tensor]) -> int:
-        """Number of `backward` calls `forward_backward` makes for `batch`.
-
-        Sum over the query, positive and negative groups of ceil(rows / mini_batch_size);
-        a missing or empty negative group counts 0.
-        """
-        return sum(
-            -(-ids.shape[0] // self.mini_batch_size) for ids, _ in self._groups(batch)
-        )
+    def num_backward_calls(self, batch: Mapping[str, Tensor]) -> int:
+        """Number of `backward` calls `forward_backward` makes for `batch`: `chunked_backward_calls` of its
+        query, positive and negative rows (a missing or empty negative group counts 0)."""
+        return chunked_backward_calls((ids.shape[0] for ids, _ in self._groups(batch)), self.mini_batch_size)
 
     def forward_backward(
         self,
-        encode: Callable[[Tensor, Tensor], Tensor],
-        batch: dict[str, Tensor],
-        backward: Callable[[Tensor], None] | None = None,
+        encode: Encode,
+        batch: Mapping[str, Tensor],
+        backward: Backward | None = None,
+        *,
         anchor: BaseAnchorLoss | None = None,
-        encode_base: Callable[[Tensor, Tensor], Tensor] | None = None,
+        encode_base: Encode | None = None,
+        autocast: Autocast = contextlib.nullcontext,
     ) -> Tensor:
         """Compute the loss and accumulate parameter gradients; return the detached loss.
 
         `encode(input_ids, attention_mask)` returns (N, dim) L2-normalised embeddings.
-        `batch` keys: q_input_ids, q_attention_mask (B, Lq); p_input_ids, p_attention_mask
-        (B, Ld); optional n_input_ids, n_attention_mask (B*k, Ld); optional p_hash (B,) and
-        n_hash (B*k,).
+        `batch` holds the keys of `rtrain.data.batch`: queries and positives (B rows), optional
+        negatives (B*k rows), optional P_HASH (B,) and N_HASH (B*k,).
         `backward(surrogate)` is called once per chunk, `self.num_backward_calls(batch)`
         times per step, in the order queries, positives, negatives (default:
         `surrogate.backward()`). Gradients accumulate; the caller zeroes and steps.
         With `anchor`, `encode_base(input_ids, attention_mask)` embeds each chunk with the frozen
         base model and the returned loss is InfoNCE + the anchor term over every row; the term is
         per row, so it joins the cached gradient of step 2 and costs one base forward per chunk.
+        Everything, the chunks' backward calls included, runs under `autocast()`.
         """
-        backward = _default_backward if backward is None else backward
         if (anchor is None) != (encode_base is None):
             raise ValueError("pass anchor and encode_base together (or neither)")
+        with autocast():
+            return self._forward_backward(
+                encode, batch, _default_backward if backward is None else backward, anchor, encode_base
+            )
+
+    def _forward_backward(
+        self,
+        encode: Encode,
+        batch: Mapping[str, Tensor],
+        backward: Backward,
+        anchor: BaseAnchorLoss | None,
+        encode_base: Encode | None,
+    ) -> Tensor:
         groups = self._groups(batch)
 
         # Step 1: embed without a graph, recording the RNG state of every chunk.
@@ -138,16 +142,16 @@ class CachedInfoNCELoss:
         query = reps[0]  # (batch, dim)
         positive = reps[1]  # (batch, dim)
         negatives = reps[2] if len(reps) > 2 else None  # (batch * k, dim)
-        n_hash = batch.get("n_hash") if negatives is not None else None
-        loss = self.loss(query, positive, negatives, batch.get("p_hash"), n_hash)  # ()
+        n_hash = batch.get(N_HASH) if negatives is not None else None
+        loss = self.loss(query, positive, negatives, batch.get(P_HASH), n_hash)  # ()
         if anchor is not None:
             loss = loss + anchor(torch.cat(reps, dim=0), torch.cat(base_reps, dim=0))  # rows of every group
         grads = torch.autograd.grad(loss, reps)  # per group (rows, dim)
 
         # Step 3: replay each chunk with grad and push the cached gradient through it.
-        for (ids, mask), grad, chunk_states in zip(groups, grads, states):
+        for (ids, mask), grad, chunk_states in zip(groups, grads, states, strict=True):
             offset = 0
-            for (ids_c, mask_c), state in zip(self._chunks(ids, mask), chunk_states):
+            for (ids_c, mask_c), state in zip(self._chunks(ids, mask), chunk_states, strict=True):
                 grad_c = grad[offset : offset + ids_c.shape[0]]  # (chunk, dim)
                 offset += ids_c.shape[0]
                 with state.replay():
@@ -156,21 +160,21 @@ class CachedInfoNCELoss:
                 backward(surrogate)
         return loss.detach()
 
-    def _groups(self, batch: dict[str, Tensor]) -> list[tuple[Tensor, Tensor]]:
+    def _groups(self, batch: Mapping[str, Tensor]) -> list[tuple[Tensor, Tensor]]:
         """(input_ids, attention_mask) for queries, positives and non-empty negatives."""
         groups = []
-        for ids_key, mask_key in _GROUPS:
-            if ids_key not in batch or batch[ids_key] is None:
-                if ids_key.startswith("n_"):
+        for group in TEXT_GROUPS:
+            if group.ids not in batch or batch[group.ids] is None:
+                if group is NEGATIVE:
                     continue
                 raise ValueError(
-                    f"batch is missing {ids_key!r}; got keys {sorted(batch)}. "
+                    f"batch is missing {group.ids!r}; got keys {sorted(batch)}. "
                     "Pass q_/p_ input_ids and attention_mask (n_ optional)."
                 )
-            if mask_key not in batch:
-                raise ValueError(f"batch has {ids_key!r} but no {mask_key!r}; pass both.")
-            ids, mask = batch[ids_key], batch[mask_key]
-            if ids.shape[0] == 0 and ids_key.startswith("n_"):
+            if group.mask not in batch:
+                raise ValueError(f"batch has {group.ids!r} but no {group.mask!r}; pass both.")
+            ids, mask = batch[group.ids], batch[group.mask]
+            if ids.shape[0] == 0 and group is NEGATIVE:
                 continue
             groups.append((ids, mask))
         return groups

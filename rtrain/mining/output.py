@@ -33,8 +33,10 @@ def prepare_out(out: Path) -> None:
         manifest.unlink()
     leftover = sorted(p.name for p in out.iterdir())
     if leftover:
-        raise MiningError(f"output folder {out} holds files rtrain mine did not write ({leftover[:5]}); "
-                          f"choose an empty or new --out folder")
+        raise MiningError(
+            f"output folder {out} holds files rtrain mine did not write ({leftover[:5]}); "
+            f"choose an empty or new --out folder"
+        )
 
 
 def output_names(inputs: list[Path]) -> list[str]:

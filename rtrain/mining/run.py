@@ -94,12 +94,19 @@ def positive_scores(p: Problem, queries: VectorSource, pool: VectorSource) -> tu
     return score, floor
 
 
-def search_and_select(p: Problem, cfg: MineConfig, queries: VectorSource, pool: VectorSource, floor: np.ndarray) -> Mined:
+def search_and_select(
+    p: Problem, cfg: MineConfig, queries: VectorSource, pool: VectorSource, floor: np.ndarray
+) -> Mined:
     """Per target language (one group without same_language): index its pool, search, select."""
     side = {"query": "query_lang", "positive": "doc_lang"}.get(cfg.same_language)
     key_id: dict[tuple[int, str | None], int] = {}
-    row_key = np.array([key_id.setdefault((q, row[side] if side else None), len(key_id))
-                        for q, row in zip(p.row_query.tolist(), p.rows)], dtype=np.int64)
+    row_key = np.array(
+        [
+            key_id.setdefault((q, row[side] if side else None), len(key_id))
+            for q, row in zip(p.row_query.tolist(), p.rows)
+        ],
+        dtype=np.int64,
+    )
     key_query = np.array([q for q, _ in key_id], dtype=np.int64)  # (keys,) in key order (dicts keep it)
     groups: dict[str | None, list[int]] = {}
     for (_, lang), k in key_id.items():
@@ -118,12 +125,14 @@ def search_and_select(p: Problem, cfg: MineConfig, queries: VectorSource, pool: 
         label = "" if lang is None else f" [{lang}]"
         index, info = build_index(SubsetSource(pool, members), cfg, depth, len(keys), desc=f"index{label}")
         result.indexes.append({"language": lang, **vars(info)})
-        for block, scores, local in search_batches(index, SubsetSource(queries, key_query[keys]), depth, cfg,
-                                                   desc=f"search{label}"):
+        for block, scores, local in search_batches(
+            index, SubsetSource(queries, key_query[keys]), depth, cfg, desc=f"search{label}"
+        ):
             ids = np.where(local >= 0, members[np.maximum(local, 0)], -1)  # (b, k) pool ids
             qs = key_query[keys[block]]  # (b,)
-            picked = select_negatives(ids, scores, p.positives[qs], p.query_in_pool[qs], floor[qs], cfg,
-                                      result.window, rng, result.stats)
+            picked = select_negatives(
+                ids, scores, p.positives[qs], p.query_in_pool[qs], floor[qs], cfg, result.window, rng, result.stats
+            )
             for k, pair in zip(keys[block].tolist(), picked):
                 result.chosen[k] = pair
         del index
@@ -152,8 +161,10 @@ def mine(
     p = Problem.build([row for f in files for row in f.rows], corpus)
     if cfg.same_language != "none" and None in p.pool_langs:
         unknown = sum(lang is None for lang in p.pool_langs)
-        raise MiningError(f"same_language={cfg.same_language}: {unknown} corpus texts have no language "
-                          f"(files {corpus.files}); set corpus_lang_column or same_language=none")
+        raise MiningError(
+            f"same_language={cfg.same_language}: {unknown} corpus texts have no language "
+            f"(files {corpus.files}); set corpus_lang_column or same_language=none"
+        )
     if out.exists():
         prepare_out(out)
     seconds["read"] = time.perf_counter() - started
@@ -165,8 +176,10 @@ def mine(
         pool = embedder.embed(p.pool_texts, "document")
         queries = embedder.embed(p.query_texts, "query")
         if pool.dim != queries.dim:
-            raise MiningError(f"model {cfg.model}: query embeddings have dim {queries.dim} but documents "
-                              f"{pool.dim}; the model must embed both kinds in one space")
+            raise MiningError(
+                f"model {cfg.model}: query embeddings have dim {queries.dim} but documents "
+                f"{pool.dim}; the model must embed both kinds in one space"
+            )
         seconds.update({f"embed_{k}": v for k, v in embedder.stats.seconds.items()})
         t0 = time.perf_counter()
         pos_score, floor = positive_scores(p, queries, pool)
@@ -190,23 +203,39 @@ def mine(
     seconds["write"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - started
     if counts["short"]:
-        logger.warning("%d of %d rows got fewer than num_negatives=%d negatives (%d got none): widen the window "
-                       "(range_max), loosen relative_margin / absolute_margin / max_score, or add a corpus",
-                       counts["short"], len(p.rows), cfg.num_negatives, counts["without"])
+        logger.warning(
+            "%d of %d rows got fewer than num_negatives=%d negatives (%d got none): widen the window "
+            "(range_max), loosen relative_margin / absolute_margin / max_score, or add a corpus",
+            counts["short"],
+            len(p.rows),
+            cfg.num_negatives,
+            counts["without"],
+        )
     manifest = {
         "model": cfg.model if encoder is None else f"<given {type(encoder).__name__}>",
-        "model_key": key, "engine": embedder.stats.engine,
+        "model_key": key,
+        "engine": embedder.stats.engine,
         "settings": cfg.model_dump(mode="json"),
         "window": {"range_min": mined.window[0], "range_max": mined.window[1]},
-        "inputs": [str(f.path) for f in files], "outputs": names, "corpus_files": corpus.files,
-        "rows": len(p.rows), "unique_queries": len(p.query_texts), "pool": len(p.pool_texts),
-        "max_positives_per_query": int(p.positives.shape[1]), "indexes": mined.indexes,
-        "rows_short": counts["short"], "rows_without_negatives": counts["without"], "negatives": counts["total"],
+        "inputs": [str(f.path) for f in files],
+        "outputs": names,
+        "corpus_files": corpus.files,
+        "rows": len(p.rows),
+        "unique_queries": len(p.query_texts),
+        "pool": len(p.pool_texts),
+        "max_positives_per_query": int(p.positives.shape[1]),
+        "indexes": mined.indexes,
+        "rows_short": counts["short"],
+        "rows_without_negatives": counts["without"],
+        "negatives": counts["total"],
         "removed": mined.stats.as_dict(),
         "mean_pos_score": float(pos_score.mean()),
         "mean_neg_score": neg_sum / counts["total"] if counts["total"] else None,
-        "cache": {"dir": str(root) if cfg.cache else None, "texts": embedder.stats.texts,
-                  "encoded": embedder.stats.encoded},
+        "cache": {
+            "dir": str(root) if cfg.cache else None,
+            "texts": embedder.stats.texts,
+            "encoded": embedder.stats.encoded,
+        },
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
     }
     write_manifest(out, manifest)

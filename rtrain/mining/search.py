@@ -8,8 +8,9 @@ holds one chunk of vectors and one ``(batch, k)`` result block: never a queries 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import faiss
 import numpy as np

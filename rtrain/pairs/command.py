@@ -46,8 +46,13 @@ def print_summary(build: PairsBuild, out: Path, wall: float) -> None:
         table.add_column(name, justify="left" if text else "right", no_wrap=name != "kind", overflow="fold")
     for name, info in sources.items():
         table.add_row(
-            name, info["kind"], f"{info['rows']:,}", str(len(info["by_language_pair"])),
-            f"{info['skipped_total']:,}", f"{info['dropped_by_max_rows']:,}", _heldout_cell(info.get("heldout")),
+            name,
+            info["kind"],
+            f"{info['rows']:,}",
+            str(len(info["by_language_pair"])),
+            f"{info['skipped_total']:,}",
+            f"{info['dropped_by_max_rows']:,}",
+            _heldout_cell(info.get("heldout")),
             f"{build.seconds.get(name, 0.0):.1f}",
         )
     console = Console()
@@ -55,8 +60,9 @@ def print_summary(build: PairsBuild, out: Path, wall: float) -> None:
     skipped = Table(title="skipped (counted per input line, question or candidate pair)")
     root = build.manifest["root"].rstrip("/") + "/"
     for name in ("source", "reason", "count", "first at (under root)"):
-        skipped.add_column(name, justify="right" if name == "count" else "left", no_wrap=name == "count",
-                           overflow="fold")
+        skipped.add_column(
+            name, justify="right" if name == "count" else "left", no_wrap=name == "count", overflow="fold"
+        )
     for name, info in sources.items():
         for reason, found in info["skipped"].items():
             first = (found["examples"] or [""])[0].replace(root, "")

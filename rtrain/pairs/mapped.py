@@ -9,8 +9,9 @@ with its line number; blank texts are skipped and counted.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -70,8 +71,14 @@ def map_row(src: MappedSource, row: dict[str, Any], where: str, skips: Skips) ->
             else:
                 negatives.append(text)
     return Pair(
-        values["query"] or "", values["positive"] or "", values["query_lang"] or "", values["doc_lang"] or "",
-        values["task"] or "", where, tuple(negatives), values["instruction"],
+        values["query"] or "",
+        values["positive"] or "",
+        values["query_lang"] or "",
+        values["doc_lang"] or "",
+        values["task"] or "",
+        where,
+        tuple(negatives),
+        values["instruction"],
     )
 
 
@@ -173,7 +180,7 @@ def read_hf_dataset(src: HFDatasetSource, spec: PairsSpec, skips: Skips) -> tupl
     ds = ds.select_columns(columns)
     pairs: list[Pair] = []
     for start in range(0, len(ds), BATCH):
-        batch = ds[start:start + BATCH]
+        batch = ds[start : start + BATCH]
         for i in range(len(batch[columns[0]])):
             row = {c: batch[c][i] for c in columns}
             pair = map_row(src, row, f"{path} row {start + i}", skips)

@@ -108,14 +108,12 @@ def _crops(
             skips.add("identical crops (both spans the same)", where)
             continue
         (s1, l1), (s2, l2) = spans
-        query, positive = join.join(units[s1:s1 + l1]).strip(), join.join(units[s2:s2 + l2]).strip()
+        query, positive = join.join(units[s1 : s1 + l1]).strip(), join.join(units[s2 : s2 + l2]).strip()
         pairs.append(Pair(query, positive, lang, lang, src.task, where))
     return pairs
 
 
-def _word_crops(
-    sentence: Sentence, lang: str, src: MonolingualSource, rng: random.Random, skips: Skips
-) -> list[Pair]:
+def _word_crops(sentence: Sentence, lang: str, src: MonolingualSource, rng: random.Random, skips: Skips) -> list[Pair]:
     text, where = sentence
     units, join = (list(text), "") if lang in src.char_langs else (text.split(), " ")
     if len(units) < src.min_crop_units:

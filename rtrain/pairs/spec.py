@@ -16,14 +16,15 @@ Paths inside a folder of an evaluation set of the shared data (see `EVAL_FOLDERS
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from rtrain.config.load import resolve
-from rtrain.pairs.spec_base import DEFAULT_ROOT, EVAL_FOLDERS, KINDS, ROOT_ENV, StrictModel
+from rtrain.config.strict import StrictModel
+from rtrain.data.shared import DEFAULT_SHARED_DATA, SHARED_DATA_ENV, shared_data_root
+from rtrain.pairs.spec_base import EVAL_FOLDERS, KINDS
 from rtrain.pairs.spec_kinds import (
     MAPPABLE,
     HFDatasetSource,
@@ -53,13 +54,13 @@ def _kind_of(value: Any) -> str | None:
 
 
 Source = Annotated[
-    Union[
-        Annotated[ParallelSource, Tag("parallel")],
-        Annotated[SquadSource, Tag("squad")],
-        Annotated[MonolingualSource, Tag("monolingual")],
-        Annotated[PairFilesSource, Tag("pairs")],
-        Annotated[HFDatasetSource, Tag("hf_dataset")],
-    ],
+    (
+        Annotated[ParallelSource, Tag("parallel")]
+        | Annotated[SquadSource, Tag("squad")]
+        | Annotated[MonolingualSource, Tag("monolingual")]
+        | Annotated[PairFilesSource, Tag("pairs")]
+        | Annotated[HFDatasetSource, Tag("hf_dataset")]
+    ),
     Discriminator(
         _kind_of,
         custom_error_type="invalid_kind",
@@ -71,7 +72,7 @@ Source = Annotated[
 class PairsSpec(StrictModel):
     """`root` + `sources`; relative paths are under `root`, a relative root is under the current folder."""
 
-    root: str | None = Field(None, description=f"default: ${ROOT_ENV}, else {DEFAULT_ROOT}")
+    root: str | None = Field(None, description=f"default: ${SHARED_DATA_ENV}, else {DEFAULT_SHARED_DATA}")
     sources: list[Source] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -83,9 +84,8 @@ class PairsSpec(StrictModel):
         return self
 
     def root_path(self) -> Path:
-        """The resolved root: `root`, else $RTRAIN_SHARED_DATA, else ../shared/data (relative to the cwd)."""
-        raw = self.root or os.environ.get(ROOT_ENV) or DEFAULT_ROOT
-        return Path(raw).expanduser().resolve()
+        """The resolved root: `root` (a relative one is under the current folder), else the shared-data folder."""
+        return Path(self.root).expanduser().resolve() if self.root else shared_data_root()
 
     def resolve_path(self, raw: str) -> Path:
         """A spec path as an absolute path: absolute stays, relative is under the root."""

@@ -1,4 +1,4 @@
-"""Shared pieces of a SOURCE_SPEC: strict models that list allowed keys, the common source keys, the eval guard.
+"""Shared pieces of a SOURCE_SPEC: the common source keys and the eval guard.
 
 Paths inside a folder of an evaluation set of the shared data (`EVAL_FOLDERS`) are refused, both
 when the spec is validated (the path as written) and when it is resolved (`rtrain.pairs.textio`).
@@ -8,19 +8,16 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
-from pydantic_core.core_schema import ErrorType
+from pydantic import Field
 
-ROOT_ENV = "RTRAIN_SHARED_DATA"
-DEFAULT_ROOT = "../shared/data"
+from rtrain.config.strict import StrictModel
+
 # Folders of ../shared/data whose role is "eval": never build training pairs from them.
 EVAL_FOLDERS = ("sib200_flores_subset", "mlqa_r_dev", "stsb_multi_mt", "sts17_semeval")
 KINDS = ("parallel", "squad", "monolingual", "pairs", "hf_dataset")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-_CORE_ERROR_TYPES = frozenset(get_args(ErrorType))
 
 
 def eval_folder_in(path: str | Path) -> str | None:
@@ -48,35 +45,6 @@ def not_eval(value: Any) -> Any:
     return value
 
 
-class StrictModel(BaseModel):
-    """Unknown keys are errors that list the keys allowed in this section."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _explain_unknown_keys(cls, data: Any, handler: Any) -> Any:
-        try:
-            return handler(data)
-        except ValidationError as err:
-            errors = err.errors()
-            if not any(e["type"] == "extra_forbidden" and len(e["loc"]) == 1 for e in errors):
-                raise
-            allowed = ", ".join(cls.model_fields)
-            details: list[InitErrorDetails] = []
-            for e in errors:
-                if e["type"] == "extra_forbidden" and len(e["loc"]) == 1:
-                    kind = PydanticCustomError(
-                        "unknown_key", "unknown key; allowed here: {allowed}", {"allowed": allowed}
-                    )
-                elif e["type"] in _CORE_ERROR_TYPES:
-                    kind = e["type"]
-                else:  # a custom error raised deeper down: keep its type and message
-                    kind = PydanticCustomError(e["type"], e["msg"])
-                details.append(InitErrorDetails(type=kind, loc=e["loc"], input=e["input"], ctx=e.get("ctx") or {}))
-            raise ValidationError.from_exception_data(err.title, details) from None
-
-
 class SourceBase(StrictModel):
     """Keys every reader has."""
 
@@ -84,7 +52,8 @@ class SourceBase(StrictModel):
     task: str = Field("retrieval", min_length=1, description="The rows' `task` (each kind has its own default).")
     max_rows: int | None = Field(None, ge=1, description="Keep a seeded random sample of at most this many rows.")
     heldout_rows: int = Field(
-        0, ge=0,
+        0,
+        ge=0,
         description="Also write up to this many rows to _heldout/<name>.parquet for model selection, drawn from "
         "the candidates max_rows leaves out that share no query or positive text with a training row.",
     )

@@ -64,7 +64,7 @@ class ParallelSource(SourceBase):
         if self.pivot is not None:
             base = [(self.pivot, other) for other in langs if other != self.pivot]
         elif self.pairs == "all":
-            base = [(a, b) for i, a in enumerate(langs) for b in langs[i + 1:]]
+            base = [(a, b) for i, a in enumerate(langs) for b in langs[i + 1 :]]
         else:
             base = list(self.pairs)
         out: list[tuple[str, str]] = []

@@ -27,9 +27,7 @@ def _get(node: Any, key: str, kind: type, path: Path, where: str) -> Any:
         raise CorpusError(f"{path}: {where} has no key {key!r} (it has {sorted(node)}); {LAYOUT}")
     value = node[key]
     if not isinstance(value, kind):
-        raise CorpusError(
-            f"{path}: {where}.{key} is a {type(value).__name__}, expected a {kind.__name__}; {LAYOUT}"
-        )
+        raise CorpusError(f"{path}: {where}.{key} is a {type(value).__name__}, expected a {kind.__name__}; {LAYOUT}")
     return value
 
 

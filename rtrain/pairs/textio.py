@@ -7,9 +7,9 @@ everything they leave out in `Skips` (reason -> count, plus the first few places
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from rtrain.pairs.spec import PairsSpec
 from rtrain.pairs.spec_base import eval_folder_in, eval_guard_message
@@ -110,9 +110,7 @@ def column_index(column: int | str, header: list[str] | None, path: Path, key: s
     return header.index(column)
 
 
-def tsv_rows(
-    path: Path, needed: int, skips: Skips, header: bool = False
-) -> Iterator[tuple[int, list[str]]]:
+def tsv_rows(path: Path, needed: int, skips: Skips, header: bool = False) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of each TSV line with more than `needed` fields; short lines are skipped and counted.
 
     Fields are split on tabs with no quoting (quotes are text).

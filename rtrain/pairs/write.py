@@ -18,9 +18,10 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -63,8 +64,9 @@ class Selection:
     dropped_for_heldout: int = 0  # left-out candidates sharing a query or positive text with a training row
 
 
-def select(pairs: list[Pair], seed: int, max_rows: int | None, shuffle: bool, skips: Skips,
-           heldout_rows: int = 0) -> Selection:
+def select(
+    pairs: list[Pair], seed: int, max_rows: int | None, shuffle: bool, skips: Skips, heldout_rows: int = 0
+) -> Selection:
     """Drop identical and repeated (query, positive) pairs, sample down to `max_rows`, set up to
     `heldout_rows` aside, and shuffle.
 
@@ -165,8 +167,11 @@ def build_pairs(spec: PairsSpec, out: str | Path, log: Callable[[str], None] | N
     old = out / MANIFEST
     if old.is_file():  # files an earlier build wrote must not outlive its manifest
         try:
-            stale = [f for s in json.loads(old.read_text()).get("sources", {}).values()
-                     for f in (s.get("file", ""), (s.get("heldout") or {}).get("file", ""))]
+            stale = [
+                f
+                for s in json.loads(old.read_text()).get("sources", {}).values()
+                for f in (s.get("file", ""), (s.get("heldout") or {}).get("file", ""))
+            ]
         except (json.JSONDecodeError, AttributeError):
             stale = []
         old.unlink()
@@ -183,8 +188,9 @@ def build_pairs(spec: PairsSpec, out: str | Path, log: Callable[[str], None] | N
         kept = chosen.train
         if src.heldout_rows and not chosen.heldout:
             raise CorpusError(
-                f"source {src.name!r}: heldout_rows={src.heldout_rows} but no candidate is left for it: held-out rows "
-                f"come from what max_rows leaves out ({len(kept):,} kept of {len(kept) + chosen.dropped_by_max_rows:,}, "
+                f"source {src.name!r}: heldout_rows={src.heldout_rows} but no candidate is left for it: held-out "
+                f"rows come from what max_rows leaves out ({len(kept):,} kept of "
+                f"{len(kept) + chosen.dropped_by_max_rows:,}, "
                 f"{chosen.dropped_for_heldout:,} of the rest share a text with them); lower max_rows"
             )
         if not kept:
@@ -197,9 +203,16 @@ def build_pairs(spec: PairsSpec, out: str | Path, log: Callable[[str], None] | N
         if chosen.heldout:
             (out / HELDOUT_DIR).mkdir(exist_ok=True)
             held_file = f"{HELDOUT_DIR}/{src.name}.parquet"
-            heldout = {"heldout": {"file": held_file, "rows": len(chosen.heldout), "requested": src.heldout_rows,
-                                   "sha256": write_parquet(to_rows(f"{src.name}-heldout", chosen.heldout), out / held_file),
-                                   "dropped_for_shared_text": chosen.dropped_for_heldout, **_counts(chosen.heldout)}}
+            heldout = {
+                "heldout": {
+                    "file": held_file,
+                    "rows": len(chosen.heldout),
+                    "requested": src.heldout_rows,
+                    "sha256": write_parquet(to_rows(f"{src.name}-heldout", chosen.heldout), out / held_file),
+                    "dropped_for_shared_text": chosen.dropped_for_heldout,
+                    **_counts(chosen.heldout),
+                }
+            }
         sources[src.name] = {
             "kind": src.kind,
             "file": file,

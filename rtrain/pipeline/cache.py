@@ -91,4 +91,3 @@ def finish(workdir: Path, stage: str, pipeline: str, print_: str) -> None:
         json.dumps({"pipeline": pipeline, "stage": stage, "fingerprint": print_, "finished": time.time()})
     )
     _running_file(workdir, stage).unlink(missing_ok=True)
-

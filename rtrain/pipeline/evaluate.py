@@ -24,14 +24,20 @@ RESULTS = "results.json"
 
 def _evaluators(stage: EvalStage, heldout: Path) -> dict[str, Any]:
     evaluators: dict[str, Any] = {
-        "heldout_retrieval": RetrievalEvaluator.from_pairs(heldout, name="heldout_retrieval", batch_size=stage.batch_size)
+        "heldout_retrieval": RetrievalEvaluator.from_pairs(
+            heldout, name="heldout_retrieval", batch_size=stage.batch_size
+        )
     }
     if stage.flores is not None:
         root = Path(stage.flores.root) if stage.flores.root else default_flores_root()
         if root.is_dir():
             evaluators["flores_bitext"] = BitextMiningEvaluator.from_flores(
-                stage.flores.languages, root=root, split=stage.flores.split, limit=stage.flores.limit,
-                name="flores_bitext", batch_size=stage.batch_size,
+                stage.flores.languages,
+                root=root,
+                split=stage.flores.split,
+                limit=stage.flores.limit,
+                name="flores_bitext",
+                batch_size=stage.batch_size,
             )
         else:
             log.warning(f"FLORES folder {root} not found: skipping bitext mining (set stages.eval.flores.root)")

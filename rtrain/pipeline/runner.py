@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -100,7 +101,9 @@ def run_pipeline(cfg: PipelineConfig, force: bool = False, until: str | None = N
     returns each stage's result or 'skipped'."""
     configured = [name for name in ORDER if getattr(cfg.stages, name) is not None]
     if until is not None and until not in configured:
-        raise ConfigError(f"--until {until!r}: not a stage of pipeline {cfg.name!r}; its stages: {', '.join(configured)}")
+        raise ConfigError(
+            f"--until {until!r}: not a stage of pipeline {cfg.name!r}; its stages: {', '.join(configured)}"
+        )
     if cfg.stages.train is not None:
         train_job(cfg, cfg.stages.train)  # a bad job fails now, not after the stages before it
     workdir = Path(cfg.workdir).resolve()

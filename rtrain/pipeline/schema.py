@@ -1,4 +1,4 @@
-"""A pipeline file: the stages (synth -> train -> eval -> export), each with its inputs and output folder.
+"""A pipeline file: its stages (synth, pairs, mine, train, eval, export), each with its inputs and output folder.
 
 Paths are relative to `workdir`. Each stage reads only its `inputs` and writes only its `output`,
 so any stage can be rerun, cached or inspected on its own.
@@ -9,15 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from rtrain.config.strict import StrictModel
 from rtrain.mining.config import MineConfig
 from rtrain.pairs.spec import PairsSpec, Source, load_spec
 from rtrain.synth import SynthConfig
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Section(StrictModel):
+    """A section of the file: unknown keys are errors."""
 
 
 class SynthStage(_Section):
@@ -68,7 +69,7 @@ class PairsStage(_Section):
 
 
 class MineStage(_Section):
-    """Mine hard negatives: `<output>/<input stem>.parquet` per input (negatives, pos_score, neg_scores) + manifest.json.
+    """Mine hard negatives: `<output>/<input stem>.parquet` per input (negatives, pos_score, neg_scores), manifest.json.
 
     Relative `config.corpus` paths are relative to the workdir, like `inputs`.
     """
@@ -85,7 +86,9 @@ class TrainStage(_Section):
     `data.sources`, those sources with their files relative to the workdir (they are then the inputs).
     """
 
-    inputs: list[str] | None = Field(None, description="Default: the files of job.data.sources, else synth/train.parquet.")
+    inputs: list[str] | None = Field(
+        None, description="Default: the files of job.data.sources, else synth/train.parquet."
+    )
     output: str = "train"
     job: dict[str, Any] = Field(description="A training job's sections (model, lora, loss, train, scaling, ...).")
 
@@ -108,7 +111,9 @@ class TrainStage(_Section):
         job = {"name": name, **self.job}
         data = dict(job.get("data") or {})
         if data.get("sources"):  # source files are relative to the workdir
-            data["sources"] = [{**s, "files": [str(workdir / f) for f in s.get("files") or []]} for s in data["sources"]]
+            data["sources"] = [
+                {**s, "files": [str(workdir / f) for f in s.get("files") or []]} for s in data["sources"]
+            ]
         else:
             data["train_files"] = [str(workdir / i) for i in self.inputs or []]
         return {**job, "data": data}
@@ -120,7 +125,11 @@ class FloresEval(_Section):
     languages: list[str] = Field(min_length=1, description="FLORES codes, e.g. deu_Latn")
     split: Literal["train", "dev", "test"] = "dev"
     limit: int | None = Field(None, ge=1)
-    root: str | None = Field(None, description="Folder of the subset; default: $RTRAIN_FLORES_DIR or ../shared/data")
+    root: str | None = Field(
+        None,
+        description="Folder of the subset; default: sib200_flores_subset in the shared-data folder "
+        "($RTRAIN_SHARED_DATA, else <repo>/../shared/data)",
+    )
 
 
 class EvalStage(_Section):
@@ -134,8 +143,9 @@ class EvalStage(_Section):
     compare_base: bool = True
     flores: FloresEval | None = None
     suite: str | list[str] | None = Field(
-        None, description="An eval suite YAML (see `rtrain eval`), e.g. jobs/suites/readme.yaml, or a list of them "
-        "(e.g. a dev suite on held-out training-role data, then the eval suite)."
+        None,
+        description="An eval suite YAML (see `rtrain eval`), e.g. jobs/suites/readme.yaml, or a list of them "
+        "(e.g. a dev suite on held-out training-role data, then the eval suite).",
     )
     suite_overrides: list[str] = Field(
         default_factory=list, description="Overrides of the (first) suite, e.g. ['tasks.1.limit=50']."
@@ -157,7 +167,7 @@ class EvalStage(_Section):
 
 
 class ExportStage(_Section):
-    """Export the trained run's latest checkpoint as a sentence-transformers model with a card."""
+    """Export the run's best checkpoint (the latest when it never evaluated): a sentence-transformers model + card."""
 
     inputs: list[str] = Field(default_factory=lambda: ["train"], min_length=1, max_length=1)
     output: str = "model"
@@ -173,7 +183,7 @@ class Stages(_Section):
 
 
 class PipelineConfig(_Section):
-    """A pipeline: a name, a work folder and its stages (run in the order synth, train, eval, export)."""
+    """A pipeline: a name, a work folder and its stages (run in the order synth, pairs, mine, train, eval, export)."""
 
     name: str
     workdir: str = Field(description="Folder holding every stage's output, e.g. runs/quickstart")

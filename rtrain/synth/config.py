@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from rtrain.config.strict import StrictModel
 from rtrain.synth.templates import available_template_languages
 
 # Task types this generator writes (a subset of rtrain.data.schema.TASKS), in "first N" order.
@@ -63,7 +64,7 @@ def _resolve_names(value: Any, available: list[str], what: str, field: str) -> l
     return names
 
 
-class SynthConfig(BaseModel):
+class SynthConfig(StrictModel):
     """Everything that decides the generated rows; same config + seed give byte-identical files.
 
     Row counts: every (task, language) shard writes `examples_per_task_language` train rows and
@@ -75,8 +76,6 @@ class SynthConfig(BaseModel):
     clustering; bitext rows are always cross-lingual and paraphrase rows never. `negatives_per_row`
     is 0..8 (classification negatives are the other topics' labels).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     languages: list[str] | int = Field(default_factory=available_languages)
     tasks: list[str] | int = Field(default_factory=available_tasks)
@@ -98,7 +97,7 @@ class SynthConfig(BaseModel):
         return _resolve_names(value, available_tasks(), "task", "tasks")
 
     @model_validator(mode="after")
-    def _check_combination(self) -> "SynthConfig":
+    def _check_combination(self) -> SynthConfig:
         if "bitext" in self.tasks and len(self.languages) < 2:
             raise ValueError(
                 f"task 'bitext' pairs two languages but languages={self.languages}; "

@@ -187,9 +187,7 @@ def build_pools(languages: list[str], fraction: float, seed: int) -> EntityPools
     skipped["city (missing localization)"] += len(city_candidates) - len(city_ok)
     # "Andorra is a city in Andorra": zones named after their territory are not cities
     city_named = [
-        z
-        for z in city_ok
-        if not any(loc.text("city", z) == loc.text("territory", zone_territory[z]) for loc in locs)
+        z for z in city_ok if not any(loc.text("city", z) == loc.text("territory", zone_territory[z]) for loc in locs)
     ]
     skipped["city (same name as its territory)"] += len(city_ok) - len(city_named)
     city_ok = city_named

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import bisect
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rtrain.synth.entities import SplitPool
 
@@ -183,7 +184,10 @@ def available_kinds(pool: SplitPool, kinds: list[str]) -> list[str]:
         "currency": len(pool.territories) >= 2,
         "official_language": len(pool.official_territories) >= 2,
         "language_script": len(pool.script_languages) >= 2 and len(pool.scripts) >= 2,
-        **{kind: len(pool.cities) >= 3 for kind in ("city_country", "travel", "price", "schedule", "weather", "shopping")},
+        **{
+            kind: len(pool.cities) >= 3
+            for kind in ("city_country", "travel", "price", "schedule", "weather", "shopping")
+        },
     }
     return [kind for kind in kinds if enough.get(kind, True)]
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from babel import Locale
 from babel.core import get_global
@@ -124,7 +125,7 @@ class Localizer:
         return sentence_case(template.format_map(slots), self.lang)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def localizer(lang: str) -> Localizer:
     """The process-wide memoised `Localizer` of a language."""
     return Localizer(lang)

@@ -16,8 +16,8 @@ Row shape (rtrain.data.schema): {"id", "query", "positive", "negatives": [str]*k
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from rtrain.synth import kinds as K
 from rtrain.synth.entities import EntityPools, stable_hash
@@ -49,9 +49,7 @@ class RowMaker:
         self.pool = ctx.pools.splits[split]
         self.kinds = K.available_kinds(self.pool, list(KINDS))
         if not self.kinds:
-            raise RuntimeError(
-                f"split {split!r} has too few entities for any kind; move heldout_fraction toward 0.2"
-            )
+            raise RuntimeError(f"split {split!r} has too few entities for any kind; move heldout_fraction toward 0.2")
         self.others = [other for other in ctx.languages if other != lang]
 
     # -- sampling --------------------------------------------------------------------------------

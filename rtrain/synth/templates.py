@@ -121,9 +121,7 @@ def load_language(lang: str, template_dir: str | Path | None = None) -> LangTemp
                 raise TemplateError(
                     f"{path}: '{key}' must be a list of at least {MIN_PHRASINGS[section]} phrasings, got {items!r}"
                 )
-            phrasings = tuple(
-                _check_phrasing(path, f"{key}[{i}]", text, kind, section) for i, text in enumerate(items)
-            )
+            phrasings = tuple(_check_phrasing(path, f"{key}[{i}]", text, kind, section) for i, text in enumerate(items))
             if len(set(phrasings)) != len(phrasings):
                 raise TemplateError(f"{path}: '{key}' repeats a phrasing; each must differ")
             out[kind][section] = phrasings

@@ -103,12 +103,19 @@ class Selection:
     def describe(self) -> str:
         """One plain sentence for the log, the model card and the pipeline summary."""
         if self.beats_base:
-            return (f"selected step {self.step}: eval_score {self.score:.4f} vs the base model's {self.base_score:.4f} "
-                    f"({self.score - self.base_score:+.4f})")
-        trained = (f"best trained {self.best_trained_score:.4f} at step {self.best_trained_step}"
-                   if self.best_trained_step is not None else "no trained checkpoint was scored")
-        return (f"NO trained checkpoint beats the base model on the selection suite (base {self.base_score:.4f}, "
-                f"{trained}): the selected model is the base model (step 0), unchanged")
+            return (
+                f"selected step {self.step}: eval_score {self.score:.4f} vs the base model's {self.base_score:.4f} "
+                f"({self.score - self.base_score:+.4f})"
+            )
+        trained = (
+            f"best trained {self.best_trained_score:.4f} at step {self.best_trained_step}"
+            if self.best_trained_step is not None
+            else "no trained checkpoint was scored"
+        )
+        return (
+            f"NO trained checkpoint beats the base model on the selection suite (base {self.base_score:.4f}, "
+            f"{trained}): the selected model is the base model (step 0), unchanged"
+        )
 
 
 def selection(run_dir: Path, checkpoint: Path | None = None) -> Selection | None:
@@ -126,5 +133,10 @@ def selection(run_dir: Path, checkpoint: Path | None = None) -> Selection | None
     step = load_trainer_state(checkpoint or best_checkpoint(Path(run_dir)))["step"]
     trained = {s: v for s, v in evals.items() if s > 0}
     best = max(trained, key=lambda s: (trained[s], -s)) if trained else None
-    return Selection(step=step, score=evals.get(step, float("nan")), base_score=evals[0],
-                     best_trained_step=best, best_trained_score=trained.get(best) if best is not None else None)
+    return Selection(
+        step=step,
+        score=evals.get(step, float("nan")),
+        base_score=evals[0],
+        best_trained_step=best,
+        best_trained_score=trained.get(best) if best is not None else None,
+    )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
@@ -71,7 +72,9 @@ class TorchEngine:
         # fused: one kernel over all parameters (CPU and CUDA); the default on CPU loops over them one by
         # one, ~5x slower for MiniLM's 22M parameters (benchmarks/RESULTS.md, train_throughput)
         self.optimizer = torch.optim.AdamW(
-            trainable_parameters(module), lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay,
+            trainable_parameters(module),
+            lr=cfg.train.learning_rate,
+            weight_decay=cfg.train.weight_decay,
             fused=self.device.type in ("cpu", "cuda"),
         )
         warmup = int(cfg.train.warmup_ratio * total_steps)

@@ -16,7 +16,6 @@ from rtrain.train.checkpoint import SCORE
 log = logging.getLogger("rtrain.train")
 
 
-
 class SuiteEvaluator:
     """Loads the suite's data once; each call scores the current weights and returns flat metrics."""
 
@@ -34,8 +33,10 @@ class SuiteEvaluator:
                 report = run_suite(self.suite, {"model": model}, self.out / f"step_{step:07d}", built=self.tasks)
         finally:
             encoder.train(was_training)
-        scores = {f"eval/{task}": float(by_model["model"]["overall"]["main_score"])
-                  for task, by_model in report["results"].items()}
+        scores = {
+            f"eval/{task}": float(by_model["model"]["overall"]["main_score"])
+            for task, by_model in report["results"].items()
+        }
         scores[SCORE] = sum(scores.values()) / len(scores)
         log.info(f"eval at step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
         return scores

@@ -15,6 +15,7 @@ def absolute_paths(cfg: JobConfig, cwd: Path) -> JobConfig:
     Tune runs each trial in its own folder and Ray Train moves workers to theirs, so a path that is
     relative where `rtrain tune` or `rtrain run` was started would point elsewhere inside a worker.
     """
+
     def fix(path: str) -> str:
         p = Path(path).expanduser()
         return path if p.is_absolute() else str((cwd / p).resolve())

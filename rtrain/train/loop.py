@@ -20,12 +20,14 @@ import torch
 import torch.distributed as dist
 
 from rtrain.config.schema import JobConfig
+from rtrain.data.batch import GROUP, QUERY
 from rtrain.data.dataset import dataset_name
 from rtrain.data.tokenize import PairCollator, count_tokens
+from rtrain.losses.registry import backward_calls_per_batch, build_loss
 from rtrain.models.encoder import build_encoder
 from rtrain.train.checkpoint import LOG_FILE, load_trainer_state, save_checkpoint
 from rtrain.train.engine import build_engine
-from rtrain.train.step import backward_calls_per_batch, build_anchor, build_loss, train_step
+from rtrain.train.step import build_anchor, train_step
 from rtrain.train.wandb_log import WandbLogger
 
 log = logging.getLogger("rtrain.train")
@@ -158,14 +160,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         wait_start = time.perf_counter()
         batch = next(batches)
         meter.wait += time.perf_counter() - wait_start
-        mixed.add(batch.get("group"))
+        mixed.add(batch.get(GROUP))
         out = train_step(engine, loss_fn, batch, anchor)
         state.batches_done += 1
         meter.loss_sum += out.loss
         if out.anchor is not None:
             meter.anchor_sum = (meter.anchor_sum or 0.0) + out.anchor
         meter.batches += 1
-        meter.pairs += batch["q_input_ids"].shape[0]
+        meter.pairs += batch[QUERY.ids].shape[0]
         meter.tokens += count_tokens(batch)
         if not out.stepped:
             continue
@@ -174,8 +176,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         _maybe_crash(state.step, plan)
         last = state.step == plan.total_steps
         if state.step % cfg.train.log_every_steps == 0 or last:
-            metrics = {**meter.metrics(world), "lr": engine.lr(), "step": state.step,
-                       "epoch": bisect.bisect_left(plan.epoch_ends, state.step), **mixed.metrics()}
+            metrics = {
+                **meter.metrics(world),
+                "lr": engine.lr(),
+                "step": state.step,
+                "epoch": bisect.bisect_left(plan.epoch_ends, state.step),
+                **mixed.metrics(),
+            }
             meter.reset()
             if rank == 0:
                 log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))

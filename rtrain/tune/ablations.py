@@ -1,21 +1,19 @@
-"""Run the three ablation studies (hard negatives, diversity, data scale) in turn and write the findings report.
+"""An ablations file (hard negatives, diversity, data scale): validated, with its three studies loaded.
 
-`rtrain tune tuning/paper_ablations.yaml` lands here: each study runs as `rtrain tune` would run it,
-in `<storage_path>/<name>/<study>`; `--resume` skips studies that finished and continues the one
-that was interrupted; then `rtrain.tune.report` writes the report.
+`rtrain.tune.ablations_run` runs them and `rtrain.tune.report` writes the findings report.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
 from rtrain.config.load import ConfigError, format_validation_error, load_yaml, read_source
-from rtrain.tune.results import StudyOutcome
 from rtrain.tune.schema import AblationsConfig
 from rtrain.tune.study import Study, load_study, select_variant
 
@@ -66,45 +64,6 @@ def load_ablations(
             raise ConfigError(f"{where}: studies.{key}.path = {ref.path!r} not found (nor under {base_dir})")
         studies[key] = load_study(path, config.variant, [*ref.overrides, *overrides, f"storage_path={storage}"], cwd)
     return Ablations(config=config, where=where, studies=studies, cwd=cwd)
-
-
-def base_scores(study: Study) -> dict[str, float]:
-    """The untrained base model on the study's eval suite: the same metrics training reports."""
-    from rtrain.models.encoder import build_encoder
-    from rtrain.train.evaluation import SuiteEvaluator
-    from rtrain.train.job_paths import absolute_paths
-
-    job = absolute_paths(study.job({}), study.cwd)
-    if job.eval is None:
-        return {}
-    encoder, tokenizer = build_encoder(job.model, job.lora.model_copy(update={"enabled": False}))
-    evaluator = SuiteEvaluator(job.eval, str(study.study_dir.parent / "base_model"))
-    return evaluator(encoder, tokenizer, 0)
-
-
-def run_ablations(ablations: Ablations, resume: bool = False) -> Path:
-    """Run (or finish) the three studies, then write the report; returns the report's README path."""
-    from rtrain.tune.report import write_report
-    from rtrain.tune.runner import is_done, load_results, run_study, wall_seconds
-
-    outcomes: dict[str, StudyOutcome] = {}
-    for key, study in ablations.studies.items():
-        started = study.study_dir.is_dir() and any(study.study_dir.iterdir())
-        if resume and is_done(study):
-            log.info(f"[{key}] finished before: reading its results from {study.study_dir}")
-            outcomes[key] = load_results(study)
-            continue
-        log.info(f"[{key}] study {study.config.name} -> {study.study_dir}")
-        outcomes[key] = run_study(study, resume=resume and started)
-        if outcomes[key].interrupted:
-            raise StudyInterrupted(f"study {study.config.name} was interrupted: continue with --resume")
-    timings = {key: wall_seconds(study) for key, study in ablations.studies.items()}
-    base = base_scores(ablations.studies["negatives"]) if ablations.config.compare_base else {}
-    return write_report(ablations, outcomes, base, timings)
-
-
-class StudyInterrupted(RuntimeError):
-    """A study stopped before all its trials finished (Ctrl-C); `--resume` continues it."""
 
 
 def validate_ablations_file(path: str | Path) -> AblationsConfig:

@@ -16,12 +16,19 @@ from rtrain.config.load import load_yaml
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the `tune` subcommand's options on `parser`."""
-    parser.add_argument("study", help="study YAML (tuning/negatives.yaml) or ablations YAML (tuning/paper_ablations.yaml)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="study overrides, e.g. max_concurrent_trials=2, or job.<key>=value for every trial")
+    parser.add_argument(
+        "study", help="study YAML (tuning/negatives.yaml) or ablations YAML (tuning/paper_ablations.yaml)"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="study overrides, e.g. max_concurrent_trials=2, or job.<key>=value for every trial",
+    )
     parser.add_argument("--variant", default=None, help="a variant the file defines, e.g. cluster")
-    parser.add_argument("--resume", dest="resume_study", action="store_true",
-                        help="continue an interrupted study where it stopped")
+    parser.add_argument(
+        "--resume", dest="resume_study", action="store_true", help="continue an interrupted study where it stopped"
+    )
     parser.add_argument("--retry-failed", action="store_true", help="with --resume: also rerun trials that failed")
 
 
@@ -31,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         print("error: --retry-failed goes with --resume", file=sys.stderr)
         return 2
     if "studies" in load_yaml(args.study):
-        from rtrain.tune.ablations import StudyInterrupted, load_ablations, run_ablations
+        from rtrain.tune.ablations import load_ablations
+        from rtrain.tune.ablations_run import StudyInterrupted, run_ablations
 
         ablations = load_ablations(args.study, args.variant, args.overrides)
         try:
@@ -55,12 +63,20 @@ def run(args: argparse.Namespace) -> int:
     for plot in outcome.plots:
         print(f"plot: {plot}")
     if outcome.interrupted:
-        again = " ".join([f"rtrain tune {args.study}", *([f"--variant {args.variant}"] if args.variant else []),
-                          *args.overrides, "--resume"])
+        again = " ".join(
+            [
+                f"rtrain tune {args.study}",
+                *([f"--variant {args.variant}"] if args.variant else []),
+                *args.overrides,
+                "--resume",
+            ]
+        )
         print(f"interrupted: continue with `{again}`", file=sys.stderr)
         return 130
     failed = int((table["status"] == "failed").sum())
     if failed:
-        print(f"{failed} trial(s) failed; their errors are in the table and in {Path(outcome.study_dir) / 'trials'}",
-              file=sys.stderr)
+        print(
+            f"{failed} trial(s) failed; their errors are in the table and in {Path(outcome.study_dir) / 'trials'}",
+            file=sys.stderr,
+        )
     return 1 if failed else 0

@@ -24,8 +24,10 @@ def label(value: float) -> str:
 
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and not (
-        isinstance(value, float) and math.isnan(value)
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and not (isinstance(value, float) and math.isnan(value))
     )
 
 
@@ -65,10 +67,17 @@ def plot_knob(table: pd.DataFrame, key: str, column: str, title: str, out: Path,
         ax.set_xticklabels([short_label("none" if v is None else str(v)) for v in order], rotation=30, ha="right")
     ys = list(ok[column])
     done = [s == "completed" for s in ok["status"]]
-    ax.scatter([x for x, d in zip(xs, done) if d], [y for y, d in zip(ys, done) if d], color="tab:blue", label="completed")
+    ax.scatter(
+        [x for x, d in zip(xs, done) if d], [y for y, d in zip(ys, done) if d], color="tab:blue", label="completed"
+    )
     if not all(done):
-        ax.scatter([x for x, d in zip(xs, done) if not d], [y for y, d in zip(ys, done) if not d],
-                   facecolors="none", edgecolors="tab:orange", label="stopped early")
+        ax.scatter(
+            [x for x, d in zip(xs, done) if not d],
+            [y for y, d in zip(ys, done) if not d],
+            facecolors="none",
+            edgecolors="tab:orange",
+            label="stopped early",
+        )
     means = pd.DataFrame({"x": xs, "y": ys}).groupby("x")["y"].mean().sort_index()
     if len(means) > 1 and numeric:  # a line only where the values have an order
         ax.plot(means.index, means.values, color="tab:blue", alpha=0.5, label="mean per value")
@@ -102,8 +111,16 @@ def plot_knobs(study: Study, table: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths
 
 
-def line_plot(xs: list[float], ys: list[float], base: float | None, xlabel: str, metric: str, title: str,
-              out: Path, log_x: bool = False) -> Path:
+def line_plot(
+    xs: list[float],
+    ys: list[float],
+    base: float | None,
+    xlabel: str,
+    metric: str,
+    title: str,
+    out: Path,
+    log_x: bool = False,
+) -> Path:
     """Mean metric per knob level (a null level drawn as 'all', right of the largest), the base model dashed."""
     fig, ax = plt.subplots(figsize=(6, 4))
     finite = [x if x != ALL else None for x in xs]

@@ -78,8 +78,15 @@ def negatives_finding(outcome: StudyOutcome, metric: str, base: float | None, ou
     for _, r in grouped.iterrows():
         delta = "" if ref is None else f"{r['mean'] - ref:+.4f}"
         lines.append(f"| {label(r[knob])} | {r['mean']:.4f} | {int(r['count'])} | {delta} |")
-    plot = line_plot(list(grouped[knob]), list(grouped["mean"]), base, knob, metric,
-                      "Hard negatives per query (0 = in-batch only)", out / "negatives.png")
+    plot = line_plot(
+        list(grouped[knob]),
+        list(grouped["mean"]),
+        base,
+        knob,
+        metric,
+        "Hard negatives per query (0 = in-batch only)",
+        out / "negatives.png",
+    )
     if ref is None:
         return lines + ["", "**Verdict: not testable** — no trial trained with in-batch negatives only (k = 0)."], plot
     gains = {r[knob]: r["mean"] - ref for _, r in grouped.iterrows() if r[knob] > 0}
@@ -87,27 +94,40 @@ def negatives_finding(outcome: StudyOutcome, metric: str, base: float | None, ou
     beat = [k for k, g in gains.items() if g > m]
     best_k = max(gains, key=gains.get) if gains else None
     if gains and len(beat) == len(gains):
-        verdict = (f"**Verdict: holds.** Every k ≥ 1 beats in-batch-only training (gains {min(gains.values()):+.4f} "
-                   f"to {max(gains.values()):+.4f}; best k = {label(best_k)}).")
+        verdict = (
+            f"**Verdict: holds.** Every k ≥ 1 beats in-batch-only training (gains {min(gains.values()):+.4f} "
+            f"to {max(gains.values()):+.4f}; best k = {label(best_k)})."
+        )
     elif beat:
-        verdict = (f"**Verdict: holds in part.** k = {', '.join(label(k) for k in beat)} beat in-batch-only training, "
-                   f"k = {', '.join(label(k) for k in gains if k not in beat)} did not (best k = {label(best_k)}, "
-                   f"{gains[best_k]:+.4f}).")
+        verdict = (
+            f"**Verdict: holds in part.** k = {', '.join(label(k) for k in beat)} beat in-batch-only training, "
+            f"k = {', '.join(label(k) for k in gains if k not in beat)} did not (best k = {label(best_k)}, "
+            f"{gains[best_k]:+.4f})."
+        )
     elif gains and max(gains.values()) > 0:
-        verdict = (f"**Verdict: inconclusive.** The best gain over in-batch-only training ({max(gains.values()):+.4f}, "
-                   f"k = {label(best_k)}) is within the margin.")
+        verdict = (
+            f"**Verdict: inconclusive.** The best gain over in-batch-only training ({max(gains.values()):+.4f}, "
+            f"k = {label(best_k)}) is within the margin."
+        )
     else:
-        verdict = (f"**Verdict: does not hold here.** No number of hard negatives beat in-batch-only training "
-                   f"(best gain {max(gains.values(), default=0.0):+.4f}).")
+        verdict = (
+            f"**Verdict: does not hold here.** No number of hard negatives beat in-batch-only training "
+            f"(best gain {max(gains.values(), default=0.0):+.4f})."
+        )
     return lines + ["", verdict + _noise_note(noise, m)], plot
 
 
 def diversity_finding(outcome: StudyOutcome, metric: str, out: Path) -> tuple[list[str], Path]:
-    tk, lk = pick_knob(outcome, "data.tasks", "data.num_tasks"), pick_knob(outcome, "data.languages", "data.num_languages")
+    tk, lk = (
+        pick_knob(outcome, "data.tasks", "data.num_tasks"),
+        pick_knob(outcome, "data.languages", "data.num_languages"),
+    )
     grouped, noise = aggregate(outcome, metric, [tk, lk])
     pivot = grouped.pivot(index=tk, columns=lk, values="mean").sort_index().sort_index(axis=1)
-    lines = ["| task types \\ languages | " + " | ".join(label(c) for c in pivot.columns) + " |",
-             "|---|" + "---:|" * len(pivot.columns)]
+    lines = [
+        "| task types \\ languages | " + " | ".join(label(c) for c in pivot.columns) + " |",
+        "|---|" + "---:|" * len(pivot.columns),
+    ]
     for t, row in pivot.iterrows():
         lines.append(f"| {label(t)} | " + " | ".join(format_cell(v) for v in row) + " |")
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -125,14 +145,19 @@ def diversity_finding(outcome: StudyOutcome, metric: str, out: Path) -> tuple[li
     fig.savefig(plot, dpi=110)
     plt.close(fig)
     if pivot.shape[0] < 2 or pivot.shape[1] < 2 or pivot.isna().any().any():
-        return lines + ["", "**Verdict: not testable** — the grid needs at least two levels of each axis, all completed."], plot
+        return lines + [
+            "",
+            "**Verdict: not testable** — the grid needs at least two levels of each axis, all completed.",
+        ], plot
     task_effect = float((pivot.iloc[-1] - pivot.iloc[0]).mean())  # most vs fewest task types, averaged over languages
     lang_effect = float((pivot.iloc[:, -1] - pivot.iloc[:, 0]).mean())
     m = margin(noise, grouped["count"].min())
-    summary = (f"Going from {label(pivot.index[0])} to {label(pivot.index[-1])} task types changes {metric} by "
-               f"{task_effect:+.4f} (mean over language settings); going from {label(pivot.columns[0])} to "
-               f"{label(pivot.columns[-1])} languages changes it by {lang_effect:+.4f} (mean over task settings). "
-               f"Settings: {tk} in {describe_levels(outcome.table[tk])}; {lk} in {describe_levels(outcome.table[lk])}.")
+    summary = (
+        f"Going from {label(pivot.index[0])} to {label(pivot.index[-1])} task types changes {metric} by "
+        f"{task_effect:+.4f} (mean over language settings); going from {label(pivot.columns[0])} to "
+        f"{label(pivot.columns[-1])} languages changes it by {lang_effect:+.4f} (mean over task settings). "
+        f"Settings: {tk} in {describe_levels(outcome.table[tk])}; {lk} in {describe_levels(outcome.table[lk])}."
+    )
     if task_effect - lang_effect > m:
         verdict = "**Verdict: holds.** Task diversity helped more than language diversity."
     elif lang_effect - task_effect > m:
@@ -155,32 +180,50 @@ def scale_finding(outcome: StudyOutcome, metric: str, base: float | None, out: P
             per_doubling.append((v - means[i - 1]) / math.log2(rows[i] / rows[i - 1]))
             gain = f"{per_doubling[-1]:+.4f}"
         lines.append(f"| {label(r)} | {v:.4f} | {int(grouped['count'].iloc[i])} | {gain} |")
-    plot = line_plot(rows, means, base, "training rows (data.max_rows)", metric, "Training data scale", out / "data_scale.png", log_x=True)
+    plot = line_plot(
+        rows,
+        means,
+        base,
+        "training rows (data.max_rows)",
+        metric,
+        "Training data scale",
+        out / "data_scale.png",
+        log_x=True,
+    )
     if len(per_doubling) < 2:
         return lines + ["", "**Verdict: not testable** — needs at least three data sizes."], plot
     m = margin(noise, grouped["count"].min())
     first, last = per_doubling[0], per_doubling[-1]
     if first <= m:
-        verdict = (f"**Verdict: inconclusive.** The first doubling gained {first:+.4f} per doubling, no more than the "
-                   "margin: there is no early gain for a plateau to follow.")
+        verdict = (
+            f"**Verdict: inconclusive.** The first doubling gained {first:+.4f} per doubling, no more than the "
+            "margin: there is no early gain for a plateau to follow."
+        )
     elif last <= max(m, first / 3):
-        verdict = (f"**Verdict: holds.** Gains shrink from {first:+.4f} per doubling at the small end to {last:+.4f} "
-                   "at the large end.")
+        verdict = (
+            f"**Verdict: holds.** Gains shrink from {first:+.4f} per doubling at the small end to {last:+.4f} "
+            "at the large end."
+        )
     else:
-        verdict = (f"**Verdict: does not hold here.** Gains per doubling are {first:+.4f} at the small end and still "
-                   f"{last:+.4f} at the large end: no plateau within this range.")
+        verdict = (
+            f"**Verdict: does not hold here.** Gains per doubling are {first:+.4f} at the small end and still "
+            f"{last:+.4f} at the large end: no plateau within this range."
+        )
     return lines + ["", verdict + _noise_note(noise, m)], plot
 
 
 def _noise_note(noise: float | None, m: float) -> str:
     if noise is None:
-        return (" Each setting ran once (one seed), so these differences are unreplicated: "
-                "differences of a few thousandths may be noise.")
+        return (
+            " Each setting ran once (one seed), so these differences are unreplicated: "
+            "differences of a few thousandths may be noise."
+        )
     return f" Seed-to-seed spread (pooled std) {noise:.4f}; a difference counts when it exceeds {m:.4f}."
 
 
-def write_report(ablations: Ablations, outcomes: dict[str, StudyOutcome], base: dict[str, float],
-                 timings: dict[str, float]) -> Path:
+def write_report(
+    ablations: Ablations, outcomes: dict[str, StudyOutcome], base: dict[str, float], timings: dict[str, float]
+) -> Path:
     """README.md with the three findings, their tables and PNGs, plus each study's trials.csv, in report_dir."""
     out = ablations.report_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -197,10 +240,17 @@ def write_report(ablations: Ablations, outcomes: dict[str, StudyOutcome], base: 
         shutil.copy(outcome.study_dir / "trials.csv", out / f"{key}_trials.csv")
     total = sum(timings.values())
     cost = sum(o.table["worker_seconds"].sum(skipna=True) for o in outcomes.values())
-    lines = [f"# {ablations.config.name}: the method's findings on this setup", "", ablations.config.description.strip(), ""]
+    lines = [
+        f"# {ablations.config.name}: the method's findings on this setup",
+        "",
+        ablations.config.description.strip(),
+        "",
+    ]
     lines += [
-        "## Setup", "",
-        f"- Model: `{job.model.name_or_path}`, LoRA r={job.lora.r}; batch {job.train.batch_size_per_worker} per worker; "
+        "## Setup",
+        "",
+        f"- Model: `{job.model.name_or_path}`, LoRA r={job.lora.r}; "
+        f"batch {job.train.batch_size_per_worker} per worker; "
         f"learning rate {job.train.learning_rate:g}; eval suite `{Path(job.eval.suite).name if job.eval else '-'}` "
         f"(metric `{metric}`, final evaluation of each trial).",
         f"- Machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}; "
@@ -210,13 +260,22 @@ def write_report(ablations: Ablations, outcomes: dict[str, StudyOutcome], base: 
         + f"); {cost:.0f} worker-seconds of trials.",
     ]
     if base:
-        lines.append(f"- Base model before training: {metric} = {base_score:.4f} ("
-                     + ", ".join(f"{k} {v:.4f}" for k, v in base.items() if k != metric) + ").")
+        lines.append(
+            f"- Base model before training: {metric} = {base_score:.4f} ("
+            + ", ".join(f"{k} {v:.4f}" for k, v in base.items() if k != metric)
+            + ")."
+        )
     lines += ["", "## How to read this", "", *reading_notes(ablations, outcomes, base_score)]
     for title, (body, plot) in sections.items():
         lines += ["", f"## {title}", "", *body, "", f"![{plot.stem}]({plot.name})"]
-    lines += ["", "## Data", "", "Every trial of each study, with its settings, metrics, throughput and cost: "
-              + ", ".join(f"[`{k}_trials.csv`]({k}_trials.csv)" for k in outcomes) + "."]
+    lines += [
+        "",
+        "## Data",
+        "",
+        "Every trial of each study, with its settings, metrics, throughput and cost: "
+        + ", ".join(f"[`{k}_trials.csv`]({k}_trials.csv)" for k in outcomes)
+        + ".",
+    ]
     readme = out / "README.md"
     readme.write_text("\n".join(lines) + "\n")
     return readme
@@ -230,20 +289,35 @@ def reading_notes(ablations: Ablations, outcomes: dict[str, StudyOutcome], base_
     notes = []
     if job.data.max_rows:
         steps = job.data.max_rows // (job.train.batch_size_per_worker * job.scaling.num_workers)
-        notes.append(f"- Scale: a trial trains on {job.data.max_rows} pairs ({steps} optimizer steps of "
-                     f"{job.train.batch_size_per_worker * job.scaling.num_workers} pairs) unless its study sweeps "
-                     "the budget; the verdicts describe this scale, not the paper's.")
+        notes.append(
+            f"- Scale: a trial trains on {job.data.max_rows} pairs ({steps} optimizer steps of "
+            f"{job.train.batch_size_per_worker * job.scaling.num_workers} pairs) unless its study sweeps "
+            "the budget; the verdicts describe this scale, not the paper's."
+        )
     seeded = [k for k, o in outcomes.items() if SEED in o.table]
-    notes.append("- Replication: " + (f"{', '.join(seeded)} swept train.seed; the others ran each setting once."
-                                      if seeded else "every setting ran once (one seed); small differences may be noise."))
+    notes.append(
+        "- Replication: "
+        + (
+            f"{', '.join(seeded)} swept train.seed; the others ran each setting once."
+            if seeded
+            else "every setting ran once (one seed); small differences may be noise."
+        )
+    )
     if job.eval is not None:
         suite = load_suite(job.eval.suite, job.eval.overrides)
-        tasks = ", ".join(f"{t.task_name} ({t.kind}{', ' + ' '.join(t.languages) if t.languages else ''})"
-                          for t in suite.tasks)
-        notes.append(f"- Metric: the mean main score of {tasks}. Synthetic held-out pairs share the training "
-                     "templates (with entities never trained on), so they reward learning those templates; "
-                     "bitext mining and other real-text tasks test transfer.")
+        tasks = ", ".join(
+            f"{t.task_name} ({t.kind}{', ' + ' '.join(langs) if langs else ''})"
+            for t in suite.tasks
+            for langs in [getattr(t, "languages", None)]
+        )
+        notes.append(
+            f"- Metric: the mean main score of {tasks}. Synthetic held-out pairs share the training "
+            "templates (with entities never trained on), so they reward learning those templates; "
+            "bitext mining and other real-text tasks test transfer."
+        )
     if base_score is not None:
-        notes.append(f"- The untrained base model scores {base_score:.4f}: a finding about training choices only "
-                     "matters where the trained scores differ from each other by more than their noise.")
+        notes.append(
+            f"- The untrained base model scores {base_score:.4f}: a finding about training choices only "
+            "matters where the trained scores differ from each other by more than their noise."
+        )
     return notes

@@ -22,9 +22,9 @@ import pandas as pd
 import yaml
 
 from rtrain.config.load import dump_yaml, resolve_job
+from rtrain.train.job_paths import absolute_paths
 from rtrain.tune.cleanup import ended_file
 from rtrain.tune.study import Study
-from rtrain.train.job_paths import absolute_paths
 from rtrain.tune.trial import RECORDS_DIR, RUNS_DIR, read_record
 
 TABLE = "trials"
@@ -199,8 +199,13 @@ def write_summary(study: Study, outcome: StudyOutcome) -> Path:
     cost = table["worker_seconds"].sum(skipna=True)
     lines.append(f"Cost: {cost:.0f} worker-seconds in all trials.")
     if outcome.best:
-        lines += ["", f"Best: trial {outcome.best['trial_id']}, {cfg.metric} = {outcome.best[f'{cfg.metric}_best']:.4f} "
-                  f"with " + ", ".join(f"`{k}={format_cell(outcome.best[k]) or 'null'}`" for k in cfg.search_space) + f"; job: `{BEST_JOB}`."]
+        lines += [
+            "",
+            f"Best: trial {outcome.best['trial_id']}, {cfg.metric} = {outcome.best[f'{cfg.metric}_best']:.4f} "
+            f"with "
+            + ", ".join(f"`{k}={format_cell(outcome.best[k]) or 'null'}`" for k in cfg.search_space)
+            + f"; job: `{BEST_JOB}`.",
+        ]
     shown = table.drop(columns=[c for c in ("run_dir",) if c in table])
     lines += ["", _markdown(shown), ""]
     lines += [f"![{p.stem}]({PLOTS}/{p.name})" for p in outcome.plots]

@@ -18,10 +18,10 @@ import yaml
 from ray import tune
 
 from rtrain.config.load import ConfigError
+from rtrain.tune.cleanup import MarkEndedTrials, ReleaseEndedTrials
 from rtrain.tune.results import StudyOutcome, write_results
 from rtrain.tune.space import param_space, scheduler, search_algorithm
 from rtrain.tune.study import Study
-from rtrain.tune.cleanup import MarkEndedTrials, ReleaseEndedTrials
 from rtrain.tune.trial import RECORDS_DIR, TrialContext, run_trial
 
 log = logging.getLogger("rtrain.tune")
@@ -112,7 +112,10 @@ def _tuner(study: Study, trainable: Any) -> tune.Tuner:
             name=TUNE_DIR,
             storage_path=str(study.study_dir),
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
-            callbacks=[ReleaseEndedTrials(study.study_dir / RECORDS_DIR), MarkEndedTrials(study.study_dir / RECORDS_DIR)],
+            callbacks=[
+                ReleaseEndedTrials(study.study_dir / RECORDS_DIR),
+                MarkEndedTrials(study.study_dir / RECORDS_DIR),
+            ],
             verbose=1,
         ),
     )

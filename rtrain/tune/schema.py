@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from rtrain.config.strict import StrictModel
 from rtrain.synth.config import SynthConfig
 from rtrain.train.checkpoint import SCORE
 
@@ -19,8 +20,8 @@ DIST_KINDS = ("grid", "choice", "uniform", "loguniform", "randint", "dirichlet")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Section(StrictModel):
+    """A section of the file: unknown keys are errors."""
 
 
 class Distribution(_Section):
@@ -140,7 +141,9 @@ class StudyConfig(_Section):
     num_samples: int = Field(1, ge=1, description="Trials drawn (random/optuna/hyperopt) or grid repeats.")
     seed: int = Field(0, description="Seed of the search algorithm's draws.")
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    metric: str = Field(SCORE, description="Reported metric to optimise: eval_score (the eval suite), eval/<task>, loss.")
+    metric: str = Field(
+        SCORE, description="Reported metric to optimise: eval_score (the eval suite), eval/<task>, loss."
+    )
     mode: Literal["max", "min"] = "max"
     target: float | None = Field(None, description="Metric value whose first crossing gives time_to_target_s.")
     trial: TrialResources = Field(default_factory=TrialResources)
@@ -189,7 +192,9 @@ class StudyConfig(_Section):
                     "or search_alg: random for dirichlet weights"
                 )
         if self.scheduler.type == "asha" and self.metric == self.scheduler.time_attr:
-            raise ValueError(f"scheduler.time_attr and metric are both {self.metric!r}; ASHA needs a counter and a score")
+            raise ValueError(
+                f"scheduler.time_attr and metric are both {self.metric!r}; ASHA needs a counter and a score"
+            )
         return self
 
 

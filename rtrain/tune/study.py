@@ -12,9 +12,10 @@ import copy
 import hashlib
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -65,7 +66,9 @@ def select_variant(data: Mapping[str, Any], variant: str | None, where: str) -> 
         return dict(data)
     variants = data.get("variants") or {}
     if variant not in variants:
-        raise ConfigError(f"{where}: variant {variant!r} is not defined; defined variants: {sorted(variants) or 'none'}")
+        raise ConfigError(
+            f"{where}: variant {variant!r} is not defined; defined variants: {sorted(variants) or 'none'}"
+        )
     merged = deep_merge(data, variants[variant])
     if "name" not in variants[variant] and "name" in data:
         merged["name"] = f"{data['name']}-{variant}"  # a variant never shares the default's study folder
@@ -95,11 +98,14 @@ def apply_study_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> 
 def substitute(value: Any, mapping: Mapping[str, str]) -> Any:
     """`value` with `{study}` and `{synth.NAME}` replaced in every string; unknown names are errors."""
     if isinstance(value, str):
+
         def repl(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in mapping:
                 known = ", ".join("{" + k + "}" for k in sorted(mapping))
-                raise ConfigError(f"'{{{name}}}' in {value!r} names no dataset of the study's synth section; known: {known}")
+                raise ConfigError(
+                    f"'{{{name}}}' in {value!r} names no dataset of the study's synth section; known: {known}"
+                )
             return mapping[name]
 
         return PLACEHOLDER.sub(repl, value)
@@ -207,7 +213,9 @@ class Study:
                 out[key] = substitute(value, self.placeholders())
         return out
 
-    def job(self, sampled: Mapping[str, Any], extra: Mapping[str, Any] | None = None, where: str | None = None) -> JobConfig:
+    def job(
+        self, sampled: Mapping[str, Any], extra: Mapping[str, Any] | None = None, where: str | None = None
+    ) -> JobConfig:
         """The resolved job of one trial: base + fixed overrides + sampled values (+ extra)."""
         overrides = {**self.fixed_overrides(), **self.sampled_overrides(sampled), **(extra or {})}
         return resolve_job(self.base(), overrides, where=where or f"{self.where}: job")
@@ -219,13 +227,15 @@ def _check_against_job(study: Study) -> None:
     managed = [k for k in (*cfg.overrides, *cfg.search_space) if k in MANAGED_KEYS]
     bundled = [k for values in study.bundles().values() for v in values.values() for k in v if k in MANAGED_KEYS]
     if managed or bundled:
-        raise ConfigError(f"{study.where}: {sorted(set(managed + bundled))} are set per trial by the study; remove them")
+        raise ConfigError(
+            f"{study.where}: {sorted(set(managed + bundled))} are set per trial by the study; remove them"
+        )
     base = study.job({}, where=f"{study.where}: base_job {study.base_where} + overrides")
     problems: list[str] = []
     for key, dist in cfg.search_space.items():
-        candidates = [{key: label} for label in study.bundles()[key]] if "." not in key else [
-            {key: v} for v in dist.values
-        ]
+        candidates = (
+            [{key: label} for label in study.bundles()[key]] if "." not in key else [{key: v} for v in dist.values]
+        )
         for sampled in candidates:
             try:
                 study.job(sampled, where=f"search_space.{key} = {sampled[key]!r}")

@@ -16,14 +16,14 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from rtrain.config.load import resolve_job
 from rtrain.config.schema import JobConfig
 from rtrain.train.job_paths import absolute_paths
 from rtrain.tune.cleanup import RecordPlacementGroups, groups_file

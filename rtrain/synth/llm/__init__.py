@@ -9,8 +9,9 @@ Backends: `transformers` (a local model through the text-generation pipeline) an
 OpenAI-compatible chat-completions server, e.g. vLLM). CLI: `rtrain synth-llm`.
 """
 
-from rtrain.synth.llm.backends import BackendError, GenerationBackend, make_backend
+from rtrain.synth.llm.backends import BackendError, GenerationBackend
 from rtrain.synth.llm.config import LLMSynthConfig
 from rtrain.synth.llm.generate import generate_llm
+from rtrain.synth.llm.make import make_backend
 
 __all__ = ["BackendError", "GenerationBackend", "LLMSynthConfig", "generate_llm", "make_backend"]

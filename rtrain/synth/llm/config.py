@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from rtrain.config.strict import StrictModel
 from rtrain.synth.llm.prompts import language_name, load_prompts
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -30,15 +31,13 @@ OPENAI_KEYS = frozenset(
 TRANSFORMERS_KEYS = frozenset({"device", "dtype", "batch_size"})
 
 
-class BackendConfig(BaseModel):
+class BackendConfig(StrictModel):
     """Which LLM writes the data: `kind` plus that kind's options (setting another kind's option is an error).
 
     transformers: model (local folder, pkg://package/folder or hub name), device, dtype, batch_size.
     openai: model (the served name), base_url, api_key_env, timeout_s, max_retries, backoff_s,
     concurrency, json_mode.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["transformers", "openai"]
     model: str = Field(min_length=1)
@@ -47,7 +46,9 @@ class BackendConfig(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     batch_size: int = Field(default=8, ge=1)
     # openai
-    base_url: str | None = Field(default=None, description="e.g. http://localhost:8000/v1 (POSTs to .../chat/completions)")
+    base_url: str | None = Field(
+        default=None, description="e.g. http://localhost:8000/v1 (POSTs to .../chat/completions)"
+    )
     api_key_env: str | None = Field(default=None, description="NAME of the environment variable holding the key")
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=4, ge=0, le=20, description="retries of 5xx/429/connection errors")
@@ -83,7 +84,7 @@ class BackendConfig(BaseModel):
         return value.rstrip("/") if value else value
 
     @model_validator(mode="after")
-    def _options_match_kind(self) -> "BackendConfig":
+    def _options_match_kind(self) -> BackendConfig:
         foreign = sorted(self.model_fields_set & (TRANSFORMERS_KEYS if self.kind == "openai" else OPENAI_KEYS))
         if foreign:
             own = sorted(OPENAI_KEYS if self.kind == "openai" else TRANSFORMERS_KEYS)
@@ -95,15 +96,13 @@ class BackendConfig(BaseModel):
         return self
 
 
-class LLMSynthConfig(BaseModel):
+class LLMSynthConfig(StrictModel):
     """Everything that decides the generated rows (with a deterministic backend, the same config gives the same rows).
 
     Row count: len(task_types) * len(languages) * examples_per_type_language are requested; the
     manifest reports how many were generated, retried and skipped (by reason). Bilingual task types
     (bitext) pair each query language with another language of `languages`, so they need two.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     backend: BackendConfig
     prompts: str | None = Field(default=None, description="prompt YAML file; null = the packaged E5-style set")
@@ -135,7 +134,7 @@ class LLMSynthConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _check_task_types(self) -> "LLMSynthConfig":
+    def _check_task_types(self) -> LLMSynthConfig:
         prompts = load_prompts(self.prompts)
         available = list(prompts.task_types)
         if self.task_types is None:

@@ -19,14 +19,16 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rtrain.data.schema import rows_to_table
 from rtrain.synth.generate import _counts, _write_parquet
-from rtrain.synth.llm.backends import BackendError, GenerationBackend, make_backend
+from rtrain.synth.llm.backends import BackendError, GenerationBackend
 from rtrain.synth.llm.config import LLMSynthConfig
+from rtrain.synth.llm.make import make_backend
 from rtrain.synth.llm.parse import InvalidOutput, parse_example, parse_tasks
 from rtrain.synth.llm.prompts import TaskTypeSpec, load_prompts, render_brainstorm, render_example
 
@@ -41,7 +43,7 @@ MAX_INVALID_SAMPLES = 5
 
 def derive_seed(seed: int, key: str, attempt: int) -> int:
     """A request seed in [0, 2**31) fixed by the config seed, the prompt's key and the attempt number."""
-    digest = hashlib.sha256(f"{seed}|{key}|{attempt}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}|{key}|{attempt}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 

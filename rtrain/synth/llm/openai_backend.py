@@ -17,9 +17,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http.client import HTTPException
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from rtrain.synth.llm.backends import BackendError
@@ -109,7 +110,9 @@ class OpenAIBackend:
                     hint = ""
                     if err.code in (401, 403):
                         env = self.cfg.api_key_env
-                        hint = f"; check the key in ${env}" if env else "; the server wants a key: set backend.api_key_env"
+                        hint = (
+                            f"; check the key in ${env}" if env else "; the server wants a key: set backend.api_key_env"
+                        )
                     raise BackendError(f"POST {self.url} -> HTTP {err.code}: {detail or err.reason}{hint}") from None
                 problem = f"HTTP {err.code}: {detail or err.reason}"
             except (OSError, HTTPException) as err:  # URLError, timeouts, resets, bad status lines

@@ -9,7 +9,8 @@ and a `detail` for people.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from rtrain.synth.llm.prompts import OUTPUT_KEYS
 

@@ -20,8 +20,9 @@ from string import Template
 
 import yaml
 from babel import Locale, UnknownLocaleError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from rtrain.config.strict import StrictModel
 from rtrain.data.schema import TASKS
 
 PROMPTS_FILE = Path(__file__).with_name("prompts.yaml")
@@ -46,10 +47,8 @@ def placeholders(text: str) -> set[str]:
     return names
 
 
-class TaskTypeSpec(BaseModel):
+class TaskTypeSpec(StrictModel):
     """One task type: how to brainstorm its tasks (or its fixed tasks) and how to ask for one example."""
-
-    model_config = ConfigDict(extra="forbid")
 
     schema_task: str
     summary: str
@@ -75,7 +74,7 @@ class TaskTypeSpec(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _check_templates(self) -> "TaskTypeSpec":
+    def _check_templates(self) -> TaskTypeSpec:
         if (self.brainstorm is None) == (not self.fixed_tasks):
             raise ValueError("give exactly one of 'brainstorm' (a prompt) or 'fixed_tasks' (a list of descriptions)")
         if any(not t.strip() for t in self.fixed_tasks):
@@ -105,10 +104,8 @@ class TaskTypeSpec(BaseModel):
         return self
 
 
-class PromptSet(BaseModel):
+class PromptSet(StrictModel):
     """A prompt file: a version and the task types by name."""
-
-    model_config = ConfigDict(extra="forbid")
 
     version: int = 1
     task_types: dict[str, TaskTypeSpec] = Field(min_length=1)
@@ -141,7 +138,9 @@ def language_name(code: str) -> str:
     try:
         return Locale.parse(code.replace("-", "_")).get_display_name("en") or code
     except (UnknownLocaleError, ValueError, TypeError):
-        raise ValueError(f"unknown language code {code!r}; use an ISO 639 / BCP-47 code such as en, de, pt-BR") from None
+        raise ValueError(
+            f"unknown language code {code!r}; use an ISO 639 / BCP-47 code such as en, de, pt-BR"
+        ) from None
 
 
 def render_brainstorm(spec: TaskTypeSpec, num_tasks: int) -> str:

@@ -9,7 +9,8 @@ to every `generate` call, e.g. a JSON-constrained decoder such as lm-format-enfo
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rtrain.synth.llm.backends import BackendError, short_model_name
 from rtrain.synth.llm.config import BackendConfig
