@@ -373,3 +373,33 @@ def test_bad_inputs_fail_with_the_file_key_and_fix(tmp_path: Path, capsys: pytes
     assert "needs a model" in capsys.readouterr().err
     assert main(["mine", str(pairs), "--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "o")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_mine_deletes_only_its_own_plain_names_and_only_once_the_new_rows_are_ready(tmp_path: Path) -> None:
+    pairs, corpus = _hand_case(tmp_path)
+    base = {"model": "fixed", "corpus": [str(corpus)], "cache_dir": str(tmp_path / "cache"), "show_progress": False}
+    out = tmp_path / "out"
+    mine([str(pairs)], MineConfig(**base), out, encoder=FixedEncoder(), encoder_key="fixed")
+    first = (out / "pairs.parquet").read_bytes()
+
+    class Broken(FixedEncoder):
+        def encode(self, *args: object, **kwargs: object) -> np.ndarray:
+            raise RuntimeError("the model failed to load")
+
+    with pytest.raises(RuntimeError, match="failed to load"):  # a failing model leaves the earlier run whole
+        mine([str(pairs)], MineConfig(**base, cache=False), out, encoder=Broken(), encoder_key="broken")
+    assert (out / "pairs.parquet").read_bytes() == first and (out / "manifest.json").is_file()
+
+    victim = tmp_path / "victim.txt"  # a manifest entry pointing outside --out never deletes there
+    victim.write_text("keep me")
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "outputs": ["pairs.parquet", "../victim.txt"]}))
+    with pytest.raises(MiningError, match=r"outputs entry '\.\./victim\.txt' is not a file name inside"):
+        mine([str(pairs)], MineConfig(**base), out, encoder=FixedEncoder(), encoder_key="fixed")
+    assert victim.read_text() == "keep me" and (out / "pairs.parquet").read_bytes() == first
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    with pytest.raises(MiningError, match="is a file; name a folder"):
+        mine([str(pairs)], MineConfig(**base), a_file, encoder=FixedEncoder(), encoder_key="fixed")
+    assert a_file.read_text() == "not a folder"

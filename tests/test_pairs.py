@@ -505,3 +505,39 @@ def test_pipeline_stage_takes_a_spec_file_with_overrides(tmp_path: Path) -> None
                 "stages": {"pairs": {"spec": spec, "overrides": ["sources.0.typo=1"]}},
             },
         )
+
+
+def test_a_failing_source_leaves_the_earlier_build_whole_and_no_orphan(tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(json.dumps({"query": f"q{i}", "positive": f"p{i}"}) + "\n" for i in range(4)))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "positive": "p"}\n{not json\n')
+    first = {"kind": "pairs", "name": "first", "lang": "en", "files": ["good.jsonl"]}
+    build(tmp_path, first, root=tmp_path)
+    out = tmp_path / "out"
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    second = {"kind": "pairs", "name": "second", "lang": "en", "files": ["bad.jsonl"]}
+    with pytest.raises(CorpusError, match=r"bad\.jsonl:2"):
+        build(tmp_path, {**first, "max_rows": 2}, second, root=tmp_path)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in out.iterdir()) == ["first.parquet", "manifest.json"]  # no staging folder left
+
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(CorpusError, match="is a file; name a folder"):
+        build(tmp_path, first, root=tmp_path, out="a_file")
+
+
+def test_a_symlink_inside_a_folder_into_an_eval_set_is_refused(tmp_path: Path) -> None:
+    eval_dir = tmp_path / "mlqa_r_dev"  # an eval-role folder name of ../shared/data
+    eval_dir.mkdir()
+    (eval_dir / "rows.jsonl").write_text(json.dumps({"query": "q", "positive": "p"}) + "\n")
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "ok.jsonl").write_text(json.dumps({"query": "a", "positive": "b"}) + "\n")
+    (train / "sneaky.jsonl").symlink_to(eval_dir / "rows.jsonl")
+    source = {"kind": "pairs", "name": "p", "lang": "en", "files": ["train"]}
+    with pytest.raises(CorpusError, match=r"mlqa_r_dev/rows\.jsonl lies inside the evaluation set folder 'mlqa_r_dev'"):
+        build(tmp_path, source, root=tmp_path)
+    assert not (tmp_path / "out" / "p.parquet").exists()

@@ -22,7 +22,7 @@ from rtrain.mining.cache import EmbeddingCache, SubsetSource, iter_blocks
 from rtrain.mining.config import MineConfig
 from rtrain.mining.embed import Embedder, model_key
 from rtrain.mining.inputs import Corpus, MiningError, read_corpus, read_pair_files
-from rtrain.mining.output import output_names, prepare_out, write_manifest, write_pairs
+from rtrain.mining.output import check_out, clear_previous, output_names, write_manifest, write_pairs
 from rtrain.mining.search import VectorSource, build_index, search_batches
 from rtrain.mining.select import SelectStats, select_negatives
 
@@ -154,6 +154,7 @@ def mine(
     if (encoder is None) != (encoder_key is None):
         raise ValueError("pass encoder and encoder_key together (the key names its embeddings in the cache)")
     out = Path(out)
+    previous = check_out(out)  # before reading or loading anything; nothing is deleted until the rows are ready
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     files = read_pair_files(inputs)
@@ -165,8 +166,6 @@ def mine(
             f"same_language={cfg.same_language}: {unknown} corpus texts have no language "
             f"(files {corpus.files}); set corpus_lang_column or same_language=none"
         )
-    if out.exists():
-        prepare_out(out)
     seconds["read"] = time.perf_counter() - started
 
     with tempfile.TemporaryDirectory(prefix="rtrain-mine-cache-") as scratch:
@@ -197,6 +196,7 @@ def mine(
         counts["total"] += len(ids)
         neg_sum += float(scores.sum())
     names = output_names([f.path for f in files])
+    clear_previous(out, previous)
     out.mkdir(parents=True, exist_ok=True)
     for f, name in zip(files, names):
         write_pairs(out / name, f.rows)

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from rtrain.data.files import FOLDER_SUFFIXES as SUFFIXES
 from rtrain.data.files import pair_files_in
 from rtrain.pairs.spec import MAPPABLE, HFDatasetSource, MappedSource, PairFilesSource, PairsSpec
-from rtrain.pairs.textio import CorpusError, Pair, Skips, input_file, read_lines
+from rtrain.pairs.textio import CorpusError, Pair, Skips, input_file, read_lines, refuse_eval
 
 BATCH = 4096
 
@@ -90,7 +90,7 @@ def _list_files(src: PairFilesSource, spec: PairsSpec) -> list[Path]:
             inside = pair_files_in(path)
             if not inside:
                 raise CorpusError(f"{path}: folder holds no {'/'.join(SUFFIXES)} files; fix files")
-            files.extend(inside)
+            files.extend(refuse_eval(f) for f in inside)  # a symlink inside the folder may point at an eval set
         elif path.suffix.lower() in SUFFIXES:
             files.append(path)
         else:
@@ -174,6 +174,8 @@ def load_hf(src: HFDatasetSource, path: Path) -> Any:
 def read_hf_dataset(src: HFDatasetSource, spec: PairsSpec, skips: Skips) -> tuple[list[Pair], list[Path]]:
     """Candidate pairs of a local Hugging Face dataset, in row order, and the path read."""
     path = input_file(spec, src.path, "dataset path")
+    for inside in path.rglob("*") if path.is_dir() else []:
+        refuse_eval(inside)
     ds = load_hf(src, path)
     check_columns(list(ds.column_names), src, str(path))
     columns = sorted(set(needed_columns(src).values()))

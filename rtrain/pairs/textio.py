@@ -57,13 +57,20 @@ class Skips:
         return {r: {"count": self.counts[r], "examples": self.examples.get(r, [])} for r in sorted(self.counts)}
 
 
-def input_file(spec: PairsSpec, raw: str, what: str = "file") -> Path:
-    """The resolved path of a spec path; CorpusError if it is missing or lies in an eval set."""
-    path = spec.resolve_path(raw)
+def refuse_eval(path: Path) -> Path:
+    """`path` unless it, or what it resolves to through any symlink, lies in an eval set; CorpusError then.
+
+    Every file a reader opens goes through here, also each file found inside a folder."""
     real = path.resolve()
     folder = eval_folder_in(real) or eval_folder_in(path)
     if folder is not None:
         raise CorpusError(eval_guard_message(real, folder))
+    return path
+
+
+def input_file(spec: PairsSpec, raw: str, what: str = "file") -> Path:
+    """The resolved path of a spec path; CorpusError if it is missing or lies in an eval set."""
+    path = refuse_eval(spec.resolve_path(raw))
     if not path.exists():
         raise CorpusError(
             f"{path}: no such {what} (spec path {raw!r} under root {spec.root_path()}); fix the path, or set "

@@ -16,6 +16,8 @@ import hashlib
 import json
 import os
 import random
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -159,25 +161,52 @@ def check_inputs(spec: PairsSpec) -> None:
         raise CorpusError(f"{len(problems)} input problem(s):\n  " + "\n  ".join(problems))
 
 
+def _previous_outputs(out: Path) -> list[Path]:
+    """The files an earlier build's manifest names, kept to plain names in `out` and `out/_heldout`."""
+    old = out / MANIFEST
+    if not old.is_file():
+        return []
+    try:
+        sources = json.loads(old.read_text(encoding="utf-8")).get("sources", {})
+        names = [f for s in sources.values() for f in (s.get("file", ""), (s.get("heldout") or {}).get("file", ""))]
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return []
+    plain = {name for name in names if name and Path(name).name == name}
+    held = {name for name in names if Path(name).parent == Path(HELDOUT_DIR) and Path(name).name not in ("", "..")}
+    return [out / name for name in sorted(plain | held)]
+
+
 def build_pairs(spec: PairsSpec, out: str | Path, log: Callable[[str], None] | None = None) -> PairsBuild:
-    """Read every source and write `<out>/<name>.parquet` + `<out>/manifest.json`; returns the manifest."""
+    """Read every source and write `<out>/<name>.parquet` + `<out>/manifest.json`; returns the manifest.
+
+    Every source is read and written to a staging folder inside `out` first: a source that fails leaves an
+    earlier build in `out` as it was. Only then are the earlier build's files (those its manifest names)
+    replaced.
+    """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CorpusError(f"--out {out} is a file; name a folder for the pair files and their manifest")
     check_inputs(spec)
     out.mkdir(parents=True, exist_ok=True)
-    old = out / MANIFEST
-    if old.is_file():  # files an earlier build wrote must not outlive its manifest
-        try:
-            stale = [
-                f
-                for s in json.loads(old.read_text()).get("sources", {}).values()
-                for f in (s.get("file", ""), (s.get("heldout") or {}).get("file", ""))
-            ]
-        except (json.JSONDecodeError, AttributeError):
-            stale = []
-        old.unlink()
-        for name in stale:
-            if name and (out / name).parent in (out, out / HELDOUT_DIR):
-                (out / name).unlink(missing_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".rtrain-pairs-", dir=out))
+    try:
+        build = _build_into(spec, staging, log)
+        written = sorted(p.relative_to(staging) for p in staging.rglob("*.parquet"))
+        for path in [out / MANIFEST, *_previous_outputs(out)]:  # the manifest first: no stale claim survives
+            path.unlink(missing_ok=True)
+        for name in written:
+            (out / name).parent.mkdir(exist_ok=True)
+            os.replace(staging / name, out / name)
+        tmp = staging / MANIFEST
+        tmp.write_text(json.dumps(build.manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, out / MANIFEST)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return build
+
+
+def _build_into(spec: PairsSpec, out: Path, log: Callable[[str], None] | None) -> PairsBuild:
+    """Read every source and write its files into `out` (a fresh folder); the manifest is the caller's."""
     build = PairsBuild(manifest={})
     sources: dict[str, Any] = {}
     for src in spec.sources:
@@ -237,7 +266,4 @@ def build_pairs(spec: PairsSpec, out: str | Path, log: Callable[[str], None] | N
         "total_rows": sum(s["rows"] for s in sources.values()),
         "sources": sources,
     }
-    tmp = out / f".{MANIFEST}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(build.manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out / MANIFEST)
     return build
