@@ -126,3 +126,10 @@ def test_every_job_key_has_a_description_for_config_show() -> None:
         return out
 
     assert undescribed(JobConfig) == []
+
+
+def test_a_non_utf8_yaml_is_one_error_naming_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_bytes(b"name: x\nmodel: {name_or_path: m}\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"job\.yaml:3: not UTF-8 text .*save the file as UTF-8"):
+        resolve_job(path)

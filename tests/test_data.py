@@ -127,3 +127,20 @@ def test_ray_dataset_reads_mixed_formats_and_tokenizes(tiny_model: Path, tmp_pat
     plan = plan_mix(cfg, world=1, out_dir=tmp_path / "plan")
     out = build_rank_datasets(plan.files, cfg)["train_0"].take_all()
     assert len(out) == 11 and all(len(r["n_ids"]) == 1 for r in out)
+
+
+def test_binary_lines_and_bad_scores_are_problems_naming_the_line(tmp_path: Path) -> None:
+    good = pair_rows(1)[0]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(
+        (json.dumps(good) + "\n").encode()
+        + b"\xff\xfe\x00garbage\n"
+        + (json.dumps({**good, "id": "b", "pos_score": "high", "neg_scores": [0.1, "x"]}) + "\n").encode()
+    )
+    with pytest.raises(PairDataError) as err:
+        validate_pair_files([str(path)], negatives_per_query=0)
+    text = str(err.value)
+    assert f"{path}:2: not UTF-8 text" in text and "save the file as UTF-8" in text
+    assert f"{path}:3: field 'pos_score' is 'high', expected a number or null" in text
+    assert f"{path}:3: field 'neg_scores' is [0.1, 'x'], expected a list of numbers" in text
+    assert row_problems({**good, "pos_score": 0.5, "neg_scores": [0.25, 1]}) == []

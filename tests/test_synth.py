@@ -261,3 +261,14 @@ def test_ray_data_path_equals_in_process_path(tmp_path: Path, ray_local) -> None
     for name in FILES:
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
     assert on_ray["splits"] == local["splits"]
+
+
+def test_synth_out_naming_a_file_is_refused_and_the_file_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rtrain.cli import main
+
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    assert main(["synth", "--out", str(target)]) == 2
+    assert "is a file; name a folder" in capsys.readouterr().err and target.read_text() == "mine"

@@ -84,11 +84,16 @@ def list_pair_files(paths: list[str]) -> list[Path]:
 def iter_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
     """(location, row, parse error) for each row of a pair file; location is 'file:line' or 'file row N'."""
     if file_format(path) == "jsonl":
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
+        with path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                where = f"{path}:{lineno}"
+                try:
+                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError as err:
+                    yield where, None, f"not UTF-8 text ({err.reason} at byte {err.start}); save the file as UTF-8"
+                    continue
                 if not line.strip():
                     continue
-                where = f"{path}:{lineno}"
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as err:

@@ -73,12 +73,30 @@ def row_problems(row: dict[str, Any]) -> list[str]:
         for i, neg in enumerate(list(negatives)):
             if not isinstance(neg, str) or not neg.strip():
                 problems.append(f"negatives[{i}] is {neg!r}, expected a non-empty string")
+    problems += _score_problems(row)
     for key in OPTIONAL_STR:
         if row.get(key) is not None and not isinstance(row[key], str):
             problems.append(f"field '{key}' is {type(row[key]).__name__}, expected a string or null")
     unknown = set(row) - set(PAIR_SCHEMA.names)
     if unknown:
         problems.append(f"unknown field(s) {sorted(unknown)}; allowed: {PAIR_SCHEMA.names}")
+    return problems
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _score_problems(row: dict[str, Any]) -> list[str]:
+    """The miner's scores: a number (or null) for the positive, one number per negative (or null)."""
+    problems = []
+    if row.get("pos_score") is not None and not _is_number(row["pos_score"]):
+        problems.append(f"field 'pos_score' is {row['pos_score']!r}, expected a number or null")
+    scores = row.get("neg_scores")
+    if scores is not None:
+        scores = scores.tolist() if hasattr(scores, "tolist") else scores
+        if not isinstance(scores, (list, tuple)) or not all(_is_number(s) for s in scores):
+            problems.append(f"field 'neg_scores' is {scores!r}, expected a list of numbers (one per negative) or null")
     return problems
 
 

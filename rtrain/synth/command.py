@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"rtrain synth: {err}", file=sys.stderr)
         return 2
+    if args.out.exists() and not args.out.is_dir():
+        print(f"rtrain synth: --out {args.out} is a file; name a folder for train/heldout.parquet", file=sys.stderr)
+        return 2
     try:
         manifest = generate(cfg, args.out, ray_threshold=args.ray_threshold)
     except TemplateError as err:
