@@ -218,7 +218,7 @@ def test_bad_config_is_refused_before_any_connection(
     tmp_path: Path, no_network: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calls: list[Any] = []
-    monkeypatch.setattr("rtrain.cluster.submit.connect", lambda address: calls.append(address))
+    monkeypatch.setattr("rtrain.cluster.submit.connect", lambda address, *_: calls.append(address))
     job = _job(tmp_path)
     assert main(["submit", str(job), "--address", "http://10.0.0.9:8265", "train.lr=3", "loss.temperature=-1"]) == 2
     err = capsys.readouterr().err
@@ -236,7 +236,7 @@ def test_unreachable_address_is_named_with_the_fix(capsys: pytest.CaptureFixture
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
     assert main(["jobs", "list", "--address", f"127.0.0.1:{port}"]) == 2
     err = capsys.readouterr().err
-    assert f"http://127.0.0.1:{port}" in err and "cluster/local.sh up" in err and "ray start --head" in err
+    assert f"http://127.0.0.1:{port}" in err and "cluster/local.sh up" in err and "ssh -L 8265:127.0.0.1:8265" in err
 
 
 class FakeClient:
@@ -266,13 +266,19 @@ def test_submission_ships_the_validated_config_and_never_the_secrets(
         ("big.bin", 3 * 1024**2),
         ("data/pairs.parquet", 10),
         ("src/keep.py", 10),
+        (".env", 10),  # credential files never travel, though no ignore file names them
+        (".netrc", 10),
+        (".ssh/id_rsa", 10),
+        (".aws/credentials", 10),
+        ("deploy/server.pem", 10),
+        ("src/id_ed25519", 10),
     ):
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
         (project / rel).write_bytes(b"x" * size)
     (project / ".gitignore").write_text("data/\n*.log\n")
     job = _job(project, name="fixed")
     fake = FakeClient(tmp_path / "shipped")
-    monkeypatch.setattr("rtrain.cluster.submit.connect", lambda address: (fake, "http://fake:8265"))
+    monkeypatch.setattr("rtrain.cluster.submit.connect", lambda address, *_: (fake, "http://fake:8265"))
     monkeypatch.setenv("RTRAIN_OTHER_SECRET", "other-secret-value-123")
     code = main(
         [
@@ -292,17 +298,31 @@ def test_submission_ships_the_validated_config_and_never_the_secrets(
     captured = capsys.readouterr()
     assert code == 0, captured.err
     env = fake.kwargs["runtime_env"]
-    assert env["env_vars"] == {"WANDB_API_KEY": FAKE_WANDB_KEY, "RTRAIN_OTHER_SECRET": "other-secret-value-123"}
+    assert env["env_vars"] == {"RTRAIN_OTHER_SECRET": "other-secret-value-123"}  # only what --env names
     assert fake.kwargs["entrypoint"] == "python -m rtrain.cli train .rtrain/train.yaml"
     assert fake.kwargs["metadata"]["rtrain_outputs"] == str(project / "runs" / "fixed")
     shipped = fake.snapshot
     assert resolve_job(shipped / ".rtrain" / "train.yaml") == resolve_job(job, ["train.max_steps=7"])
     assert (shipped / "notes.txt").is_file() and (shipped / "rtrain" / "cli.py").is_file()  # rtrain travels along
     assert (shipped / "src" / "keep.py").is_file()
-    for left_out in (".git", "runs", "src/__pycache__", "big.bin", "data", ".gitignore"):
+    for left_out in (
+        ".git",
+        "runs",
+        "src/__pycache__",
+        "big.bin",
+        "data",
+        ".gitignore",
+        ".env",
+        ".netrc",
+        ".ssh",
+        ".aws",
+        "deploy/server.pem",
+        "src/id_ed25519",
+    ):
         assert not (shipped / left_out).exists(), left_out
     assert "big.bin (3.0 MiB)" in captured.out and "submitted raysubmit_fake" in captured.out
-    assert "env passed through (values not shown): RTRAIN_OTHER_SECRET, WANDB_API_KEY" in captured.out
+    assert "env passed through (values not shown): RTRAIN_OTHER_SECRET" in captured.out
+    assert "note: WANDB_API_KEY is set here but not sent" in captured.out
     for secret in (FAKE_WANDB_KEY, "other-secret-value-123"):
         assert secret not in captured.out + captured.err
         assert not [p for p in shipped.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
@@ -450,7 +470,7 @@ def test_tune_studies_ship_as_they_are_with_their_overrides(
     }
     (project / "tuning" / "lr.yaml").write_text(yaml.safe_dump(study))
     fake = FakeClient(tmp_path / "shipped")
-    monkeypatch.setattr("rtrain.cluster.submit.connect", lambda address: (fake, "http://fake:8265"))
+    monkeypatch.setattr("rtrain.cluster.submit.connect", lambda address, *_: (fake, "http://fake:8265"))
     monkeypatch.chdir(project)
     assert main(["submit", "tuning/lr.yaml", "--address", "http://fake:8265", "max_concurrent_trials=1"]) == 0
     assert fake.kwargs["entrypoint"] == "python -m rtrain.cli tune tuning/lr.yaml max_concurrent_trials=1"
@@ -478,3 +498,19 @@ def test_sync_is_incremental_and_model_configs_need_no_weights(tmp_path: Path) -
     with pytest.raises(ConfigError, match="no config.json here"):
         model_size(job, [tmp_path])  # not local, not cached, not shipped there: a clear error, no download
     assert model_size(job, [ROOT / "jobs" / "configs"]).total_params > 278e6
+
+
+def test_a_token_never_travels_over_plain_http_to_another_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rtrain.cluster.client import ClusterError, check_transport, connect, resolve_address
+
+    token = {"Authorization": "Bearer t"}
+    with pytest.raises(ClusterError, match="plain http would send your Ray token in clear text to head.example"):
+        check_transport(resolve_address("head.example:8265"), token)  # a bare address becomes http://
+    check_transport("https://head.example:8265", token)
+    check_transport("http://127.0.0.1:8265", token)
+    check_transport("http://head.example:8265", {})  # no token, nothing to leak
+    check_transport("http://head.example:8265", token, allow_insecure_http=True)
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "secret-token-value")
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with pytest.raises(ClusterError, match="--allow-insecure-http"):
+        connect("http://10.1.2.3:8265")

@@ -142,12 +142,21 @@ def test_submit_follow_succeeds_and_outputs_land_in_storage(rtrain: Callable[...
     pairs = write_jsonl(pair_rows(64, negatives=2), tmp_path / "pairs" / "train.jsonl")
     job = _job_file(tmp_path, "e2e", [str(pairs)])
 
-    sub = rtrain("submit", str(job), "--env", "RTRAIN_E2E_EXTRA", "--follow", "train.learning_rate=2e-3")
+    sub = rtrain(
+        "submit",
+        str(job),
+        "--env",
+        "RTRAIN_E2E_EXTRA",
+        "--env",
+        "WANDB_API_KEY",
+        "--follow",
+        "train.learning_rate=2e-3",
+    )
     assert sub.returncode == 0, sub.stdout[-3000:] + sub.stderr[-3000:]
     job_id = re.search(r"submitted (\S+) to", sub.stdout).group(1)
     outputs = Path(re.search(r"outputs: +(\S+)", sub.stdout).group(1))
     assert f"{job_id}: SUCCEEDED" in sub.stdout
-    assert "env passed through (values not shown): RTRAIN_E2E_EXTRA, WANDB_API_KEY" in sub.stdout
+    assert "env passed through (values not shown): RTRAIN_E2E_EXTRA, WANDB_API_KEY" in sub.stdout  # both --env
     assert "train.yaml" in sub.stdout and "step=2" in sub.stdout  # the job's own log lines were followed
 
     # The run dir: resolved job, log, checkpoint (adapter + trainer state), exported sentence-transformers model.

@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ADDRESS_ENV = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
 START_HINT = (
-    "start a local two-node cluster with `cluster/local.sh up` (it prints the address), or on a cluster's head "
-    "`ray start --head --dashboard-host=0.0.0.0`; the address is the dashboard's http://HOST:8265"
+    "start a local two-node cluster with `cluster/local.sh up` (it prints the address); for a remote head, reach its "
+    "dashboard (port 8265) through an SSH tunnel (`ssh -L 8265:127.0.0.1:8265 HEAD`, then http://127.0.0.1:8265) or "
+    "an https proxy, rather than exposing it with --dashboard-host=0.0.0.0"
 )
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ClusterError(RuntimeError):
@@ -51,14 +54,27 @@ def auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def connect(address: str | None) -> tuple[Any, str]:
-    """(JobSubmissionClient, address); ClusterError naming the address when it is unreachable."""
+def check_transport(url: str, headers: dict[str, str], allow_insecure_http: bool = False) -> None:
+    """Refuse to send a token in clear text: plain http to a host other than this machine needs the opt-in."""
+    parts = urlsplit(url)
+    if headers and parts.scheme == "http" and parts.hostname not in LOOPBACK and not allow_insecure_http:
+        raise ClusterError(
+            f"{url}: plain http would send your Ray token in clear text to {parts.hostname}; use https://, or an SSH "
+            f"tunnel (ssh -L 8265:127.0.0.1:8265 {parts.hostname}, then --address http://127.0.0.1:8265), "
+            "or pass --allow-insecure-http on a network you trust"
+        )
+
+
+def connect(address: str | None, allow_insecure_http: bool = False) -> tuple[Any, str]:
+    """(JobSubmissionClient, address); ClusterError naming the address when it is unreachable or unsafe."""
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
     url = resolve_address(address)
+    headers = auth_headers()
+    check_transport(url, headers, allow_insecure_http)
     try:
-        return JobSubmissionClient(url, headers=auth_headers()), url
+        return JobSubmissionClient(url, headers=headers), url
     except ConnectionError as err:
         raise ClusterError(
             f"cannot reach a Ray cluster's dashboard at {url}: {_first_line(err)}; {START_HINT}"

@@ -25,6 +25,12 @@ def _address(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the cluster's dashboard, e.g. http://127.0.0.1:8265 (default: $RAY_API_SERVER_ADDRESS or $RAY_ADDRESS)",
     )
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="send the Ray token over plain http to a host other than this machine (default: refused; use "
+        "https:// or an SSH tunnel to 127.0.0.1)",
+    )
 
 
 def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +57,8 @@ def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="pass this variable from your environment (WANDB_API_KEY, HF_TOKEN always are, when set)",
+        help="send this variable from your environment to the job (repeatable; none is sent otherwise; Ray keeps "
+        "it in the job record)",
     )
     parser.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="more working_dir excludes")
     parser.add_argument("--max-file-mb", type=float, default=10.0, help="leave out files above this size (MiB)")
@@ -89,12 +96,13 @@ def run_submit(args: argparse.Namespace) -> int:
         gpus_per_node=args.gpus_per_node,
         variant=args.variant,
         dry_run=args.dry_run,
+        allow_insecure_http=args.allow_insecure_http,
     )
     try:
         submitted = submit_job(args.job, args.overrides, options)
         if submitted is None or not args.follow:
             return 0
-        client, _ = connect(submitted.address)
+        client, _ = connect(submitted.address, args.allow_insecure_http)
         final = jobs.follow(client, submitted.job_id)
         print(f"{submitted.job_id}: {final}")
         return 0 if final == "SUCCEEDED" else 1
@@ -132,7 +140,7 @@ def run_jobs(args: argparse.Namespace) -> int:
     from rtrain.cluster.client import connect
 
     try:
-        client, _ = connect(args.address)
+        client, _ = connect(args.address, args.allow_insecure_http)
         if args.action == "list":
             jobs.list_jobs(client)
         elif args.action == "status":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rtrain.cluster.client import ClusterError
-from rtrain.cluster.package import PASSTHROUGH_ENV
+from rtrain.cluster.package import KNOWN_SECRETS
 from rtrain.cluster.storage import download_tree, is_uri, join_uri
 from rtrain.cluster.submit import METADATA_JOB, METADATA_KIND, METADATA_OUTPUTS
 
@@ -32,8 +32,8 @@ def _call(fn: Any, *args: Any) -> Any:
 
 
 def secret_values(extra_names: Iterable[str] = ()) -> list[str]:
-    """Values of the pass-through variables set in this environment (to mask them in printed text)."""
-    names = [*PASSTHROUGH_ENV, *extra_names]
+    """Values of the known secret variables (and `extra_names`) set here, to mask them in printed text."""
+    names = [*KNOWN_SECRETS, *extra_names]
     return [os.environ[n] for n in dict.fromkeys(names) if len(os.environ.get(n, "")) >= 6]
 
 

@@ -7,8 +7,11 @@ The rtrain package itself is always included (copied from the importable package
 folder does not hold it): Ray puts the working_dir first on every worker's PYTHONPATH, so the
 cluster runs this rtrain.
 
-Secrets (WANDB_API_KEY, HF_TOKEN and names given with --env) are read from the caller's environment
-and placed only in `runtime_env["env_vars"]`; they are never written into the package or printed.
+Secrets travel only when asked: each `--env NAME` is read from the caller's environment and placed in
+`runtime_env["env_vars"]`, never written into the package or printed. Ray keeps env_vars in the job record,
+readable by anyone with dashboard or Jobs API access, so a cluster-side secret (KubeRay `secretKeyRef`, see
+README "Secrets") is the better way. Credential files (.env, .netrc, .ssh/, .aws/, *.pem, id_rsa, ...) are
+never packaged.
 """
 
 from __future__ import annotations
@@ -51,9 +54,27 @@ DEFAULT_EXCLUDES = (
     ".DS_Store",
     ".gitignore",
     ".rayignore",  # the ignore files are applied here, not shipped
+    # credentials never travel, whatever the ignore files say
+    ".env",
+    ".env.*",
+    ".netrc",
+    ".git-credentials",
+    ".pypirc",
+    ".ssh",
+    ".aws",
+    ".gnupg",
+    ".docker",
+    ".kube",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "id_rsa*",
+    "id_ed25519*",
+    "id_ecdsa*",
+    "credentials.json",
 )
 IGNORE_FILES = (".gitignore", ".rayignore")
-PASSTHROUGH_ENV = ("WANDB_API_KEY", "HF_TOKEN")  # passed when set; more with --env NAME
+KNOWN_SECRETS = ("WANDB_API_KEY", "HF_TOKEN")  # masked in printed text; sent to a job only with --env NAME
 MAX_PACKAGE_BYTES = 100 * 1024**2
 
 

@@ -18,7 +18,7 @@ from rtrain.cluster.client import ClusterError, connect
 from rtrain.cluster.package import (
     CONFIG_DIR,
     DEFAULT_EXCLUDES,
-    PASSTHROUGH_ENV,
+    KNOWN_SECRETS,
     entrypoint,
     passthrough_env,
     read_requirements,
@@ -52,6 +52,7 @@ class SubmitOptions:
     gpus_per_node: int = 8
     variant: str | None = None  # a Tune file's variant
     dry_run: bool = False
+    allow_insecure_http: bool = False  # send the Ray token over plain http to a non-loopback host
 
 
 @dataclass
@@ -76,7 +77,7 @@ def submit_job(
     options: SubmitOptions,
     out: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
-    connect_fn: Callable[[str | None], tuple[object, str]] | None = None,
+    connect_fn: Callable[[str | None, bool], tuple[object, str]] | None = None,
 ) -> Submitted | None:
     """Validate, plan (--dry-run stops here and returns None), package and submit; the submitted job."""
     out = out or sys.stdout
@@ -91,10 +92,17 @@ def submit_job(
     for note in spec.notes:
         print(f"note: {note}", file=out)
     environ = os.environ if environ is None else environ
-    secrets = passthrough_env([*PASSTHROUGH_ENV, *options.env], environ)
+    secrets = passthrough_env(options.env, environ)
     missing = [name for name in options.env if name not in secrets]
     if missing:
         raise ClusterError(f"--env {' '.join(missing)}: not set in your environment, so nothing to pass to the job")
+    for name in KNOWN_SECRETS:
+        if environ.get(name) and name not in secrets:
+            print(
+                f"note: {name} is set here but not sent; the cluster's own secret is used if it has one "
+                f"(README: Secrets), or pass --env {name}",
+                file=out,
+            )
     pip = read_requirements(options.pip)
     with tempfile.TemporaryDirectory(prefix="rtrain-submit-") as tmp:
         working_dir = None
@@ -114,7 +122,7 @@ def submit_job(
             if package.skipped_large:
                 print(f"left out (over {options.max_file_mb:g} MiB): {', '.join(package.skipped_large)}", file=out)
         env = runtime_env(working_dir, secrets, pip=pip, image=options.image)
-        client, url = (connect_fn or connect)(options.address)
+        client, url = (connect_fn or connect)(options.address, options.allow_insecure_http)
         metadata = {METADATA_KIND: spec.kind, METADATA_JOB: str(spec.source)}
         if spec.outputs:
             metadata[METADATA_OUTPUTS] = spec.outputs
@@ -136,6 +144,7 @@ def submit_job(
     print(f"  entrypoint: {entry if not options.image else entry[:120] + ' ...'}", file=out)
     if names:
         print(f"  env passed through (values not shown): {', '.join(names)}", file=out)
+        print("  (Ray keeps env_vars in the job record: anyone with dashboard access can read them)", file=out)
     if spec.outputs:
         print(f"  outputs:    {spec.outputs}", file=out)
     print(f"  follow:     rtrain jobs logs {job_id} --follow --address {url}", file=out)
