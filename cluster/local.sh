@@ -14,8 +14,10 @@
 #   RTRAIN_LOCAL_PORT             GCS port of the head (default 46379; not Ray's 6379, to avoid other clusters)
 #   RTRAIN_LOCAL_DASHBOARD_PORT   dashboard / job API port (default 48265)
 #   RTRAIN_LOCAL_CLIENT_PORT      Ray Client server port (default 40001)
-#   RTRAIN_LOCAL_DIR              state and Ray temp dir (default /tmp/rtrain-local-$RTRAIN_LOCAL_PORT; keep it
-#                                 short: Ray's socket paths under it must stay below 108 characters)
+#   RTRAIN_LOCAL_DIR              state and Ray temp dir (default /tmp/rtrain-local-<uid>-$RTRAIN_LOCAL_PORT; keep
+#                                 it short: Ray's socket paths under it must stay below 108 characters). `up` uses
+#                                 it only if it is new or empty (or an earlier `up` made it), owned by you and not a
+#                                 symlink, and makes it mode 700; `down` deletes it only if `up` created it.
 #   RTRAIN_LOCAL_HEAD_CPUS, RTRAIN_LOCAL_WORKER_CPUS   CPUs each node offers (default 1 and 1)
 #   RTRAIN_LOCAL_OBJECT_STORE_BYTES                    object store per node (default 500000000)
 #   RTRAIN_LOCAL_KEEP_LOGS=1      keep the temp dir (Ray's logs) after `down`
@@ -24,11 +26,13 @@ set -euo pipefail
 PORT="${RTRAIN_LOCAL_PORT:-46379}"
 DASHBOARD_PORT="${RTRAIN_LOCAL_DASHBOARD_PORT:-48265}"
 CLIENT_PORT="${RTRAIN_LOCAL_CLIENT_PORT:-40001}"
-DIR="${RTRAIN_LOCAL_DIR:-/tmp/rtrain-local-$PORT}"
+DIR="${RTRAIN_LOCAL_DIR:-/tmp/rtrain-local-$(id -u)-$PORT}"
 HEAD_CPUS="${RTRAIN_LOCAL_HEAD_CPUS:-1}"
 WORKER_CPUS="${RTRAIN_LOCAL_WORKER_CPUS:-1}"
 OBJECT_STORE="${RTRAIN_LOCAL_OBJECT_STORE_BYTES:-500000000}"
 STATE="$DIR/rtrain-local.env"
+MARKER="$DIR/.rtrain-local-created"  # `up` made this folder: `down` may delete it
+USED="$DIR/.rtrain-local-used"  # `up` ran in this folder someone else made: later `up`s may reuse it
 # Ray 2.60 turns on token authentication; its CLI and SDK need this to send the token (~/.ray/auth_token).
 export RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}"
 export RAY_USAGE_STATS_ENABLED=0
@@ -49,6 +53,33 @@ finally:
 EOF
 }
 
+read_state() {  # the state file's known keys, parsed (never sourced: its values must not run as code)
+  HEAD_PGID="" WORKER_PGID=""
+  local key value
+  while IFS='=' read -r key value; do
+    case "$key" in
+      HEAD_PGID | WORKER_PGID) [[ "$value" =~ ^[0-9]+$ ]] || die "$STATE: $key=$value is not a process group id" ;;
+      GCS_ADDRESS | DASHBOARD) continue ;;
+      *) die "$STATE: unknown line '$key=$value'; this is not a state file 'up' wrote" ;;
+    esac
+    printf -v "$key" '%s' "$value"
+  done < "$STATE"
+}
+
+own_dir() {  # DIR is ours to use: new (made 700 here), or a folder we own that is no symlink, empty or made by `up`
+  if [[ ! -e "$DIR" ]]; then
+    mkdir -p -m 700 "$DIR" && touch "$MARKER"
+    return
+  fi
+  [[ -d "$DIR" && ! -L "$DIR" ]] || die "$DIR is not a folder (or is a symlink): set RTRAIN_LOCAL_DIR to a new folder"
+  [[ -O "$DIR" ]] || die "$DIR belongs to another user: set RTRAIN_LOCAL_DIR to a folder of yours"
+  if [[ ! -f "$MARKER" && ! -f "$USED" ]] && [[ -n "$(ls -A "$DIR")" ]]; then
+    die "$DIR holds files 'up' did not write: set RTRAIN_LOCAL_DIR to a new or empty folder"
+  fi
+  chmod 700 "$DIR"
+  [[ -f "$MARKER" ]] || touch "$USED"
+}
+
 group_alive() { [[ -n "$1" ]] && ps -eo pgid= | awk -v g="$1" '$1 == g { found = 1 } END { exit !found }'; }
 
 start_node() {  # start_node NAME ARGS...: `ray start` in a session of its own; records the session's group id
@@ -61,19 +92,19 @@ start_node() {  # start_node NAME ARGS...: `ray start` in a session of its own; 
 
 up() {
   if [[ -f "$STATE" ]]; then
-    # shellcheck disable=SC1090
-    source "$STATE"
-    if group_alive "${HEAD_PGID:-}"; then die "already up ($DIR): run 'cluster/local.sh down' first"; fi
+    read_state
+    if group_alive "$HEAD_PGID"; then die "already up ($DIR): run 'cluster/local.sh down' first"; fi
   fi
   for p in "$PORT" "$DASHBOARD_PORT" "$CLIENT_PORT"; do
     port_free "$p" || die "port $p is in use: set RTRAIN_LOCAL_PORT / RTRAIN_LOCAL_DASHBOARD_PORT / RTRAIN_LOCAL_CLIENT_PORT"
   done
-  mkdir -p "$DIR"
-  start_node head --head --port="$PORT" --dashboard-host=127.0.0.1 --dashboard-port="$DASHBOARD_PORT" \
+  own_dir
+  start_node head --head --node-ip-address=127.0.0.1 --port="$PORT" --dashboard-host=127.0.0.1 --dashboard-port="$DASHBOARD_PORT" \
     --include-dashboard=true --ray-client-server-port="$CLIENT_PORT" --dashboard-agent-listen-port=0 \
     --num-cpus="$HEAD_CPUS" --num-gpus=0 --object-store-memory="$OBJECT_STORE" --temp-dir="$DIR" --disable-usage-stats
-  start_node worker --address="127.0.0.1:$PORT" --dashboard-agent-listen-port=0 \
+  start_node worker --address="127.0.0.1:$PORT" --node-ip-address=127.0.0.1 --dashboard-agent-listen-port=0 \
     --num-cpus="$WORKER_CPUS" --num-gpus=0 --object-store-memory="$OBJECT_STORE" --temp-dir="$DIR" --disable-usage-stats
+  chmod 700 "$DIR"  # ray start opens its temp dir to everyone; only this user needs it
   cat > "$STATE" <<EOF
 HEAD_PGID=$(cat "$DIR/head.pgid")
 WORKER_PGID=$(cat "$DIR/worker.pgid")
@@ -96,6 +127,7 @@ our_pids() {  # the processes `up` started: both process groups, their descendan
   python - "$DIR" "$@" <<'EOF'
 import os, sys
 root, groups = os.path.realpath(sys.argv[1]), {int(g) for g in sys.argv[2:] if g}
+uid = os.getuid()
 procs = {}
 for name in os.listdir("/proc"):
     if not name.isdigit():
@@ -108,6 +140,8 @@ for name in os.listdir("/proc"):
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
         cwd = os.readlink(f"/proc/{pid}/cwd") if os.path.exists(f"/proc/{pid}/cwd") else ""
+        if os.stat(f"/proc/{pid}").st_uid != uid:  # never another user's process
+            continue
     except (OSError, IndexError, ValueError):
         continue
     if state != "Z":
@@ -130,15 +164,14 @@ EOF
 
 down() {
   [[ -f "$STATE" ]] || die "nothing to stop: $STATE not found (was 'up' run with the same RTRAIN_LOCAL_DIR / RTRAIN_LOCAL_PORT?)"
-  # shellcheck disable=SC1090
-  source "$STATE"
+  read_state
   local pids
-  pids=$(our_pids "${HEAD_PGID:-}" "${WORKER_PGID:-}")
+  pids=$(our_pids "$HEAD_PGID" "$WORKER_PGID")
   if [[ -n "$pids" ]]; then
     # shellcheck disable=SC2086
     kill -TERM $pids 2>/dev/null || true
     for _ in $(seq 1 10); do  # ~5 s of grace, then SIGKILL (a throwaway cluster: nothing to save)
-      pids=$(our_pids "${HEAD_PGID:-}" "${WORKER_PGID:-}")
+      pids=$(our_pids "$HEAD_PGID" "$WORKER_PGID")
       [[ -z "$pids" ]] && break
       sleep 0.5
     done
@@ -150,9 +183,12 @@ down() {
   if [[ "${RTRAIN_LOCAL_KEEP_LOGS:-0}" == 1 ]]; then
     rm -f "$STATE"
     echo "local Ray cluster down; logs kept in $DIR"
-  else
+  elif [[ -f "$MARKER" && ! -L "$DIR" ]]; then
     rm -rf "$DIR"
     echo "local Ray cluster down"
+  else  # a folder `up` did not create: remove only the files it wrote; Ray's session folders stay
+    rm -f "$STATE" "$DIR/head.log" "$DIR/worker.log" "$DIR/head.pgid" "$DIR/worker.pgid"
+    echo "local Ray cluster down; $DIR was not created by 'up', so Ray's logs in it stay"
   fi
 }
 

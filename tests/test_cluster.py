@@ -158,6 +158,37 @@ def test_local_sh_stops_only_what_it_started(tmp_path: Path) -> None:
     assert usage.returncode != 0 and "up|down|status" in usage.stderr
 
 
+def test_local_sh_never_runs_its_state_file_nor_deletes_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    script = CLUSTER / "local.sh"
+    text = "\n".join(line.split("#", 1)[0] for line in script.read_text().splitlines())
+    assert "--node-ip-address=127.0.0.1" in text and "source " not in text
+    # a state file holding code is refused, and the code never runs
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    pwned = tmp_path / "pwned"
+    (state_dir / "rtrain-local.env").write_text(f"HEAD_PGID=$(touch {pwned})\n")
+    env = {**os.environ, "RTRAIN_LOCAL_DIR": str(state_dir)}
+    down = subprocess.run(["bash", str(script), "down"], env=env, capture_output=True, text=True)
+    assert down.returncode != 0 and "is not a process group id" in down.stderr and not pwned.exists()
+    # a folder of the user's: `up` refuses it when it holds other files, `down` never deletes it
+    home = tmp_path / "mine"
+    home.mkdir()
+    (home / "thesis.tex").write_text("keep")
+    env = {**os.environ, "RTRAIN_LOCAL_DIR": str(home), "RTRAIN_LOCAL_PORT": "46999"}
+    up = subprocess.run(["bash", str(script), "up"], env=env, capture_output=True, text=True)
+    assert up.returncode != 0 and "holds files 'up' did not write" in up.stderr
+    (home / "rtrain-local.env").write_text("HEAD_PGID=999999\nWORKER_PGID=999998\n")
+    down = subprocess.run(["bash", str(script), "down"], env=env, capture_output=True, text=True)
+    assert down.returncode == 0, down.stderr
+    assert (home / "thesis.tex").read_text() == "keep" and not (home / "rtrain-local.env").exists()
+    link = tmp_path / "link"
+    link.symlink_to(home)
+    up = subprocess.run(
+        ["bash", str(script), "up"], env={**env, "RTRAIN_LOCAL_DIR": str(link)}, text=True, capture_output=True
+    )
+    assert up.returncode != 0 and "is a symlink" in up.stderr
+
+
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_recipe_plans(recipe: str) -> None:
     want = RECIPES[recipe]
