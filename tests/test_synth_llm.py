@@ -525,3 +525,79 @@ def test_cli_end_to_end_against_the_fake_server(
             ]
         )
         assert code == 1 and "no valid example in 2 replies" in capsys.readouterr().err
+
+
+@contextmanager
+def serve_raw(respond: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[tuple[str, list[str | None]]]:
+    """A server whose every POST is answered by `respond(handler)`; yields its /v1 URL and the Authorization
+    headers it received."""
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers.get("Authorization"))
+            respond(self)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_http_client_keeps_the_key_home_and_bounds_each_request(
+    prompt_file: Path, monkeypatch: pytest.MonkeyPatch, no_internet: None
+) -> None:
+    import time
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    generate = {"max_new_tokens": 8, "temperature": 0.0, "seeds": [1]}
+
+    def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, **headers: str) -> None:
+        handler.send_response(status)
+        for name, value in {"Content-Length": str(len(body)), **headers}.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    with serve_raw(lambda h: send(h, 200, b"{}")) as (elsewhere, stolen):
+        with serve_raw(lambda h: send(h, 307, b"", Location=f"{elsewhere}/chat/completions")) as (url, seen):
+            backend = make_backend(openai_cfg(url, prompt_file).backend)
+            with pytest.raises(BackendError, match="redirect to .* does not follow redirects"):
+                backend.generate(["p"], **generate)
+        assert seen == [f"Bearer {SECRET}"] and stolen == []  # the key never reached the other server
+
+    with serve_raw(lambda h: send(h, 200, b"x" * 300_000)) as (url, seen):
+        cfg = openai_cfg(url, prompt_file, backend={"max_response_mb": 0.1}).backend
+        with pytest.raises(BackendError, match=r"exceeds backend\.max_response_mb=0\.1"):
+            make_backend(cfg).generate(["p"], **generate)
+        assert len(seen) == 1  # no retry: the same request would get the same reply
+
+    def drip(handler: BaseHTTPRequestHandler) -> None:  # headers at once, then a byte every 0.2 s for ~10 s
+        handler.send_response(200)
+        handler.send_header("Content-Length", "50")
+        handler.end_headers()
+        for _ in range(50):
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+            time.sleep(0.2)
+
+    with serve_raw(drip) as (url, seen):
+        cfg = openai_cfg(url, prompt_file, backend={"timeout_s": 1.0, "max_retries": 0}).backend
+        started = time.monotonic()
+        with pytest.raises(BackendError, match="last: TimeoutError"):
+            make_backend(cfg).generate(["p"], **generate)
+        assert time.monotonic() - started < 5  # the deadline is per request, not per socket read
+
+    with pytest.raises(BackendError, match="plain http would send the API key in clear text to 10.9.8.7"):
+        make_backend(openai_cfg("http://10.9.8.7:8000/v1", prompt_file).backend)
+    make_backend(openai_cfg("http://10.9.8.7:8000/v1", prompt_file, backend={"allow_insecure_http": True}).backend)
+    with pytest.raises(ConfigError) as err:
+        openai_cfg("http://user:hunter2@10.9.8.7:8000/v1", prompt_file)
+    assert "must not carry a user or password" in str(err.value) and "hunter2" not in str(err.value)

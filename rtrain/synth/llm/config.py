@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -26,7 +27,17 @@ from rtrain.synth.llm.prompts import language_name, load_prompts
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 OPENAI_KEYS = frozenset(
-    {"base_url", "api_key_env", "timeout_s", "max_retries", "backoff_s", "concurrency", "json_mode"}
+    {
+        "base_url",
+        "api_key_env",
+        "timeout_s",
+        "max_retries",
+        "backoff_s",
+        "concurrency",
+        "json_mode",
+        "max_response_mb",
+        "allow_insecure_http",
+    }
 )
 TRANSFORMERS_KEYS = frozenset({"device", "dtype", "batch_size"})
 
@@ -55,15 +66,27 @@ class BackendConfig(StrictModel):
     backoff_s: float = Field(default=1.0, ge=0, description="first retry wait; doubles each retry (max 60 s)")
     concurrency: int = Field(default=8, ge=1, le=1024, description="requests in flight at once")
     json_mode: bool = Field(default=False, description="send response_format={type: json_object}")
+    max_response_mb: float = Field(default=16.0, gt=0, description="a reply larger than this is an error")
+    allow_insecure_http: bool = Field(
+        default=False, description="send the API key over plain http to a host other than this machine"
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _hide_key_like_values(cls, data: Any) -> Any:
-        """Mask an api_key_env that is not a variable name, so no error message can echo a key."""
+        """Mask an api_key_env that is not a variable name, and a user:password in base_url, so no error
+        message can echo a key."""
         if isinstance(data, dict):
             value = data.get("api_key_env")
             if isinstance(value, str) and not _ENV_NAME.fullmatch(value):
                 data = {**data, "api_key_env": f"<hidden: {len(value)} characters>"}
+            url = data.get("base_url")
+            if isinstance(url, str) and "@" in (urlsplit(url).netloc or ""):
+                parts = urlsplit(url)
+                data = {
+                    **data,
+                    "base_url": parts._replace(netloc="<hidden>@" + parts.netloc.rsplit("@", 1)[1]).geturl(),
+                }
         return data
 
     @field_validator("api_key_env")
@@ -81,6 +104,10 @@ class BackendConfig(StrictModel):
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https:// (e.g. http://localhost:8000/v1)")
+        if value is not None and "@" in urlsplit(value).netloc:
+            raise ValueError(
+                "must not carry a user or password: export the key and name its variable in backend.api_key_env"
+            )
         return value.rstrip("/") if value else value
 
     @model_validator(mode="after")

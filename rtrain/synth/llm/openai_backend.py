@@ -4,7 +4,10 @@ One POST to `<base_url>/chat/completions` per prompt, `concurrency` of them in f
 pool), each with its own `seed` (vLLM honours per-request seeds, so replies are reproducible).
 Connection errors, timeouts, 429 and 5xx are retried with exponential backoff; other HTTP errors
 (401, 404 for a wrong model, 400) stop the run at once with the server's message. The Authorization
-header carries the key from the environment variable named by `api_key_env`; it is never logged.
+header carries the key from the environment variable named by `api_key_env`; it is never logged, never
+follows a redirect (a 3xx is an error naming the new address), and is refused over plain http to a host
+other than this machine unless `allow_insecure_http`. Each request has a deadline (`timeout_s` for the
+whole request, not per socket read) and a reply size limit (`max_response_mb`).
 Standard library only (urllib); proxies from the environment apply except for loopback hosts.
 """
 
@@ -30,6 +33,17 @@ log = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 60.0
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+READ_CHUNK = 64 * 1024
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: urllib would re-send the Authorization header to the new host."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        raise BackendError(
+            f"POST {req.full_url} -> HTTP {code} redirect to {newurl}; rtrain does not follow redirects (the key "
+            "would travel with it): set backend.base_url to the final address"
+        )
 
 
 class OpenAIBackend:
@@ -47,9 +61,19 @@ class OpenAIBackend:
                     "export the API key in it, or set backend.api_key_env: null for a server without auth"
                 )
             self._headers["Authorization"] = f"Bearer {key}"
-        host = urlsplit(self.url).hostname or ""
-        handlers = [urllib.request.ProxyHandler({})] if host in LOOPBACK else []
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        if "Authorization" in self._headers and parts.scheme == "http" and host not in LOOPBACK:
+            if not cfg.allow_insecure_http:
+                raise BackendError(
+                    f"backend.base_url {cfg.base_url}: plain http would send the API key in clear text to {host}; "
+                    "use https://, or set backend.allow_insecure_http: true on a network you trust"
+                )
+        handlers: list[Any] = [_NoRedirect()]
+        if host in LOOPBACK:
+            handlers.append(urllib.request.ProxyHandler({}))
         self._opener = urllib.request.build_opener(*handlers)
+        self._max_bytes = int(cfg.max_response_mb * 1024**2)
         self._lock = threading.Lock()
         self._counts = {"requests": 0, "http_retries": 0, "prompt_tokens": 0, "completion_tokens": 0}
 
@@ -102,8 +126,9 @@ class OpenAIBackend:
             self._count("requests")
             request = urllib.request.Request(self.url, data=data, headers=self._headers, method="POST")
             try:
+                deadline = time.monotonic() + self.cfg.timeout_s
                 with self._opener.open(request, timeout=self.cfg.timeout_s) as response:
-                    payload = response.read()
+                    payload = self._read(response, deadline)
             except urllib.error.HTTPError as err:
                 detail = err.read()[:300].decode("utf-8", "replace").strip()
                 if err.code not in RETRY_STATUS:
@@ -125,6 +150,23 @@ class OpenAIBackend:
             f"POST {self.url} failed {self.cfg.max_retries + 1} time(s), last: {problem}; check that the server "
             "is up and reachable (backend.base_url), or raise backend.max_retries / backend.timeout_s"
         )
+
+    def _read(self, response: Any, deadline: float) -> bytes:
+        """The body, read in chunks: TimeoutError past the request's deadline (a retry), BackendError past the
+        size limit (no retry: the same request would get the same reply)."""
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := response.read1(READ_CHUNK):  # what has arrived; read(n) would wait for n bytes
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise BackendError(
+                    f"POST {self.url}: the reply exceeds backend.max_response_mb={self.cfg.max_response_mb:g}; "
+                    "lower max_new_tokens or raise the limit"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the reply took longer than backend.timeout_s={self.cfg.timeout_s:g}")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _content(self, payload: bytes) -> str:
         """The first choice's message text; BackendError if the body is not a chat completion."""
