@@ -108,6 +108,7 @@ if str(ROOT) not in sys.path:  # runnable from a checkout without installing rtr
 from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 # Imported up front, so the whole run uses one snapshot of rtrain even if the repo changes meanwhile.
+from rtrain.checkpoint import LOG_FILE
 from rtrain.config.schema import JobConfig
 from rtrain.data.schema import rows_to_table
 from rtrain.data.tokenize import PairCollator, PairTokenizer
@@ -116,7 +117,6 @@ from rtrain.models.encoder import build_encoder
 from rtrain.models.loading import resolve_model_path
 from rtrain.models.lora import detect_target_modules
 from rtrain.train.engine import build_engine
-from rtrain.train.loop import LOG_FILE
 from rtrain.train.step import train_step
 from rtrain.train.trainer import train
 

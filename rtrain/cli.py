@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
 from pathlib import Path
 
+from rtrain import console
 from rtrain.config.load import ConfigError, resolve_job
 from rtrain.data.files import PairDataError
 from rtrain.pipeline.cache import StageError
@@ -23,10 +25,10 @@ def _train(args: argparse.Namespace) -> int:
         if not args.job:
             raise ConfigError("rtrain train needs a job file (e.g. jobs/tiny.yaml) or --resume RUN_DIR")
         outcome = train(resolve_job(args.job, args.overrides))
-    print(f"run dir: {outcome.run_dir}")
-    print(f"checkpoint: {outcome.checkpoint}")
+    console.show(f"run dir: {outcome.run_dir}")
+    console.show(f"checkpoint: {outcome.checkpoint}")
     if outcome.model_dir:
-        print(f"model: {outcome.model_dir}")
+        console.show(f"model: {outcome.model_dir}")
     return 0
 
 
@@ -34,7 +36,9 @@ def _run(args: argparse.Namespace) -> int:
     from rtrain.config.load import resolve
     from rtrain.pipeline import PipelineConfig, run_pipeline
 
-    run_pipeline(resolve(PipelineConfig, args.pipeline, args.overrides), force=args.force, until=args.until)
+    cfg = resolve(PipelineConfig, args.pipeline, args.overrides)
+    console.attach_log(Path(cfg.workdir) / console.LOG_NAME)
+    run_pipeline(cfg, force=args.force, until=args.until)
     return 0
 
 
@@ -110,8 +114,14 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
+# Commands whose console shows only rtrain's own lines, a progress bar and result tables (the rest: a log file).
+QUIET_COMMANDS = ("run", "train")
+VERBOSE_HELP = "show everything on the console (library and Ray worker output), not only rtrain's lines"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtrain", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     from rtrain.config.describe import sections
@@ -126,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", nargs="?", help="job YAML, e.g. jobs/tiny.yaml")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.max_steps=20")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its latest checkpoint")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("run", help="run a pipeline (synth, pairs, mine, train, eval, export), skipping finished stages")
@@ -133,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="overrides, e.g. stages.train.job.train.epochs=2")
     p.add_argument("--force", action="store_true", help="rerun every stage even if it is up to date")
     p.add_argument("--until", metavar="STAGE", help="stop after this stage, e.g. --until mine to make the data only")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     p.set_defaults(func=_run)
 
     p = sub.add_parser("config", help="show a job or pipeline as validated: every key, its default and description")
@@ -162,7 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # `rtrain CMD FILE --opt X a.b=c`: argparse leaves overrides that follow options unparsed
@@ -174,11 +185,31 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "resume", None) and args.job and "=" in args.job:
         args.overrides.insert(0, args.job)  # `rtrain train --resume DIR a.b=c`: the first override lands in `job`
         args.job = None
+    quiet = args.command in QUIET_COMMANDS and not args.verbose
+    session = (
+        console.QuietConsole(title=f"rtrain {' '.join(sys.argv[1:] if argv is None else argv)}") if quiet else None
+    )
+    if session is None:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        return args.func(args)
+        with session or contextlib.nullcontext():
+            code = args.func(args)
     except (ConfigError, PairDataError, StageError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
+        _point_to_log(session, failed=True)
         return 2
+    except BaseException:  # Python prints the traceback next; the log holds what led to it
+        _point_to_log(session, failed=True)
+        raise
+    _point_to_log(session, failed=False)
+    return code
+
+
+def _point_to_log(session: console.QuietConsole | None, failed: bool) -> None:
+    """Say where a quiet session's log file is (once it has one)."""
+    if session is not None and session.log_path is not None:
+        hint = " (library and Ray worker output; rerun with -v to see it here)" if failed else ""
+        print(f"full log: {session.log_path}{hint}", file=sys.stderr)
 
 
 if __name__ == "__main__":

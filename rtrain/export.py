@@ -1,55 +1,38 @@
-"""`rtrain export`: a checkpoint -> a merged sentence-transformers model folder with a model card."""
+"""`rtrain export`: a checkpoint -> a merged sentence-transformers model folder with a model card.
+
+Packaging only: what a checkpoint holds and how to read it is `rtrain.checkpoint`'s.
+"""
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
 
-from peft import PeftModel
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.models import Normalize, Pooling, Transformer
-from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 
-from rtrain.config.load import dump_yaml, resolve_job
+from rtrain.checkpoint import (
+    ADAPTER_DIR,
+    adapter_path,
+    best_checkpoint,
+    checkpoint_backbone,
+    load_job,
+    load_metrics,
+    load_trainer_state,
+    selection,
+)
+from rtrain.config.load import dump_yaml
 from rtrain.config.schema import JobConfig
 from rtrain.losses.registry import loss_kind
-from rtrain.models.encoder import EmbeddingModel, Encoder
-from rtrain.models.loading import load_backbone
-from rtrain.train.checkpoint import best_checkpoint, load_trainer_state, selection
 
 ST_POOLING = {"mean": "mean", "cls": "cls", "last_token": "lasttoken"}
-
-
-def checkpoint_backbone(
-    checkpoint: Path, cfg: JobConfig, merge: bool = True
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The base model with the checkpoint's LoRA adapter (merged, or kept as PEFT layers), or its full weights."""
-    base, tokenizer = load_backbone(cfg.model.name_or_path)
-    adapter = checkpoint / "adapter"
-    if adapter.is_dir():
-        peft_model = PeftModel.from_pretrained(base, str(adapter))
-        return (peft_model.merge_and_unload() if merge else peft_model), tokenizer
-    full = checkpoint / "model"
-    if full.is_dir():
-        return AutoModel.from_pretrained(str(full)), tokenizer
-    raise FileNotFoundError(f"{checkpoint} has neither adapter/ nor model/: not an rtrain checkpoint")
-
-
-def checkpoint_embedding_model(run_or_checkpoint: Path, device: str = "cpu", merge: bool = True) -> EmbeddingModel:
-    """rtrain's own encoder for a run's best checkpoint (as exported); `merge=False` keeps the LoRA layers."""
-    checkpoint = best_checkpoint(Path(run_or_checkpoint))
-    cfg = resolve_job(checkpoint / "job.yaml")
-    backbone, tokenizer = checkpoint_backbone(checkpoint, cfg, merge=merge)
-    return EmbeddingModel(Encoder(backbone, cfg.model), tokenizer, device)
 
 
 def model_card(cfg: JobConfig, checkpoint: Path) -> str:
     """README.md for the exported model: base model, how it was trained, on what, and its metrics."""
     state = load_trainer_state(checkpoint)
-    metrics_path = checkpoint / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics = load_metrics(checkpoint)
     rows = "\n".join(f"| {k} | {v:.4g} |" for k, v in metrics.items() if isinstance(v, (int, float)))
     chosen = selection(checkpoint.parent, checkpoint)
     chosen_line = f"\n**Selection against the base model:** {chosen.describe()}.\n" if chosen is not None else ""
@@ -100,7 +83,7 @@ passage prefix {cfg.model.passage_prefix!r}.
 ## Config
 ```yaml
 {dump_yaml(cfg)}```
-The raw PEFT adapter (when LoRA was used) is in `adapter/`.
+The raw PEFT adapter (when LoRA was used) is in `{ADAPTER_DIR}/`.
 """
 
 
@@ -108,7 +91,7 @@ def export_model(run_or_checkpoint: Path, out_dir: Path) -> Path:
     """Write a merged sentence-transformers model for a run's best checkpoint (by eval_score when the run
     evaluated, else its latest), or for one checkpoint folder."""
     checkpoint = best_checkpoint(Path(run_or_checkpoint))
-    cfg = resolve_job(checkpoint / "job.yaml")
+    cfg = load_job(checkpoint)
     merged, tokenizer = checkpoint_backbone(checkpoint, cfg)
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="rtrain-export-") as tmp:
@@ -123,7 +106,8 @@ def export_model(run_or_checkpoint: Path, out_dir: Path) -> Path:
         if out_dir.exists():
             shutil.rmtree(out_dir)
         model.save(str(out_dir))
-    if (checkpoint / "adapter").is_dir():
-        shutil.copytree(checkpoint / "adapter", out_dir / "adapter")
+    adapter = adapter_path(checkpoint)
+    if adapter is not None:
+        shutil.copytree(adapter, out_dir / ADAPTER_DIR)
     (out_dir / "README.md").write_text(model_card(cfg, checkpoint))
     return out_dir

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel
 
+from rtrain.checkpoint import LOG_FILE, METRICS_FILE, STATE_FILE, best_checkpoint, selection
 from rtrain.config import ConfigError, resolve_job
 from rtrain.config.schema import LoraConfig, LossConfig, ModelConfig
 from rtrain.data.schema import rows_to_table
@@ -20,7 +21,6 @@ from rtrain.losses import BaseAnchorLoss, InfoNCELoss
 from rtrain.losses.registry import build_loss
 from rtrain.models.encoder import build_encoder
 from rtrain.models.pooling import pool
-from rtrain.train.checkpoint import LOG_FILE, METRICS_FILE, STATE_FILE, best_checkpoint, selection
 from rtrain.train.step import train_step
 
 from tiny import pair_rows

@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rtrain.checkpoint import STATE_FILE
 from rtrain.config import ConfigError, resolve_job
 from rtrain.config.schema import JobConfig, LossConfig, LossKindName
 from rtrain.data.batch import N_HASH, NEGATIVE, P_HASH, POSITIVE, QUERY
 from rtrain.export import model_card
 from rtrain.losses import CachedInfoNCELoss, PlainLoss, TrainingLoss
 from rtrain.losses.registry import LOSSES, backward_calls_per_batch, build_loss, loss_kind
-from rtrain.train.checkpoint import STATE_FILE
 from rtrain.train.step import train_step
 
 BASE = {"model": {"name_or_path": "m"}, "data": {"train_files": ["x"]}}

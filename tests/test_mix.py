@@ -9,9 +9,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from rtrain.checkpoint import LOG_FILE
 from rtrain.config import ConfigError, resolve_job
 from rtrain.data.layout import MANIFEST, plan_mix
-from rtrain.train.loop import LOG_FILE
 from rtrain.train.trainer import train
 
 from tiny import job_dict, pair_rows, write_jsonl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,59 @@ def test_bad_pipeline_files_name_the_key(tmp_path: Path, tiny_model: Path) -> No
     path = tmp_path / "p.yaml"
     path.write_text("name: x\nworkdir: w\nstages: {synth: {output: s, config: {tasks: [nope]}}}\n")
     assert main(["run", str(path)]) == 2
+
+
+NOISE = (  # what Ray, its workers and the libraries print: the run's log file, not the console
+    "RayTrainWorker",
+    "TrainController",
+    "Reporting training result",
+    "Checkpoint successfully created",
+    "Warning",  # FutureWarning, RayDeprecationWarning, ...
+    "Loading weights",
+    "LOAD REPORT",
+    "faiss",
+    "accelerator",
+)
+
+
+def _run_cli(pipeline: dict, tmp_path: Path, capfd: pytest.CaptureFixture, *args: str) -> list[str]:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(json.dumps(pipeline))
+    assert main(["run", str(path), *args]) == 0
+    captured = capfd.readouterr()
+    return (captured.out + captured.err).splitlines()
+
+
+def test_the_console_shows_stages_progress_and_tables_and_the_log_has_the_rest(
+    tiny_model: Path, tmp_path: Path, ray_local, capfd: pytest.CaptureFixture
+) -> None:
+    workdir = tmp_path / "w"
+    shown = _run_cli(tiny_pipeline(tiny_model, workdir), tmp_path, capfd)
+    text = "\n".join(shown)
+    assert len(shown) <= 40, text
+    for stage in ("synth", "train", "eval", "export"):
+        assert f"[{stage}] running -> {workdir / stage if stage != 'export' else workdir / 'model'}" in text
+        assert f"[{stage}] done in " in text
+    assert "[train] step 3/3, " in text and " loss " in text and " pairs/s" in text  # the progress line
+    assert "| **overall** |" in text  # the result tables
+    assert [n for n in NOISE if n in text] == [], text
+    log = workdir / "rtrain.log"
+    assert shown[-1] == f"full log: {log}"
+    logged = log.read_text()
+    assert "(RayTrainWorker pid=" in logged and "Setting up process group" in logged  # Ray's forwarded lines
+    assert "[train] running" in logged and "| **overall** |" in logged  # and what the console showed
+
+
+def test_verbose_shows_the_worker_lines(
+    tiny_model: Path, tmp_path: Path, ray_local, capfd: pytest.CaptureFixture
+) -> None:
+    data = tiny_pipeline(tiny_model, tmp_path / "w")
+    data["stages"] = {"synth": data["stages"]["synth"], "train": data["stages"]["train"]}
+    shown = _run_cli(data, tmp_path, capfd, "-v")
+    deadline = time.monotonic() + 15  # Ray forwards worker lines to the driver asynchronously
+    while not any("(RayTrainWorker pid=" in line for line in shown) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        captured = capfd.readouterr()
+        shown += (captured.out + captured.err).splitlines()
+    assert any("(RayTrainWorker pid=" in line for line in shown), shown
+    assert not (tmp_path / "w" / "rtrain.log").exists()  # -v: everything on the console, no log file

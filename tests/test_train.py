@@ -11,11 +11,10 @@ import pytest
 import yaml
 from sentence_transformers import SentenceTransformer
 
+from rtrain.checkpoint import LOG_FILE, checkpoint_embedding_model, latest_checkpoint, load_trainer_state
 from rtrain.cli import main
 from rtrain.config import ConfigError, resolve_job
-from rtrain.export import checkpoint_embedding_model
-from rtrain.train.checkpoint import latest_checkpoint, load_trainer_state
-from rtrain.train.loop import CRASH_ENV, LOG_FILE
+from rtrain.train.loop import CRASH_ENV
 from rtrain.train.trainer import train
 
 from tiny import FAKE_WANDB_KEY, job_dict, pair_rows, write_jsonl

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from sentence_transformers import SentenceTransformer
 
+from rtrain.checkpoint import LOG_FILE, load_trainer_state
 from rtrain.config import resolve_job
 from rtrain.synth import SynthConfig, generate
-from rtrain.train.checkpoint import load_trainer_state
-from rtrain.train.loop import LOG_FILE
 from rtrain.train.trainer import train
 
 from tiny import job_dict

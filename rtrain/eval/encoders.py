@@ -3,8 +3,8 @@
 ``load_encoder`` accepts, in this order of detection:
 
 * ``pkg://module/subdir``: a model shipped in a Python package -> ``EmbeddingModel.load``;
-* a folder holding ``trainer_state.json`` or ``checkpoint_*/trainer_state.json``: an rtrain
-  checkpoint or run dir -> ``rtrain.export.checkpoint_embedding_model`` (latest checkpoint);
+* an rtrain checkpoint folder, or a run dir holding one (``rtrain.checkpoint.holds_checkpoint``)
+  -> ``rtrain.checkpoint.checkpoint_embedding_model`` (the run's best checkpoint, as exported);
 * a folder holding ``modules.json``: an exported sentence-transformers model -> its own pipeline
   (pooling, normalisation, ``query`` / ``document`` prompts) via :class:`SentenceTransformerEncoder`;
 * a folder holding ``config.json``: a Hugging Face model -> ``EmbeddingModel.load`` (mean pooling
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from rtrain.checkpoint import CHECKPOINT_PREFIX, STATE_FILE, checkpoint_embedding_model, holds_checkpoint
 from rtrain.eval.protocol import EncodeKind, TextEncoder, check_embeddings
 
 logger = logging.getLogger(__name__)
@@ -135,10 +136,6 @@ class CachedEncoder:
         return np.stack([self.cache[(kind, t)] for t in texts]) if texts else np.zeros((0, 1), np.float32)
 
 
-def _is_rtrain_run(path: Path) -> bool:
-    return (path / "trainer_state.json").is_file() or any(path.glob("checkpoint_*/trainer_state.json"))
-
-
 def model_kind(spec: str) -> str:
     """Which loader ``spec`` needs: ``pkg``, ``rtrain``, ``sentence-transformers`` or ``hf``; raises if none."""
     if spec.startswith(PKG_SCHEME):
@@ -146,14 +143,14 @@ def model_kind(spec: str) -> str:
     path = Path(spec).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"model {spec!r} is not a folder: give {MODEL_KINDS}")
-    if _is_rtrain_run(path):
+    if holds_checkpoint(path):
         return "rtrain"
     if (path / "modules.json").is_file():
         return "sentence-transformers"
     if (path / "config.json").is_file():
         return "hf"
     raise FileNotFoundError(
-        f"model folder {path} has no trainer_state.json or checkpoint_*/ (rtrain run), "
+        f"model folder {path} has no {STATE_FILE} or {CHECKPOINT_PREFIX}*/ (rtrain run), "
         f"modules.json (sentence-transformers) or config.json (Hugging Face): give {MODEL_KINDS}"
     )
 
@@ -163,8 +160,6 @@ def load_encoder(spec: str, *, pooling: str | None = None, device: str = "cpu") 
     kind = model_kind(spec)
     logger.info("loading %s as a %s model", spec, kind)
     if kind == "rtrain":
-        from rtrain.export import checkpoint_embedding_model
-
         return checkpoint_embedding_model(Path(spec).expanduser(), device=device)
     if kind == "sentence-transformers":
         return SentenceTransformerEncoder.load(Path(spec).expanduser(), device=device)
@@ -197,6 +192,6 @@ def default_model_name(spec: str) -> str:
     if spec.startswith(PKG_SCHEME):
         return spec[len(PKG_SCHEME) :].split("/")[0]
     path = Path(spec).expanduser().resolve()
-    if path.name.startswith("checkpoint_"):
+    if path.name.startswith(CHECKPOINT_PREFIX):
         return f"{path.parent.name}_{path.name}"
     return path.name or "model"

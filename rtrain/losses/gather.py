@@ -1,7 +1,8 @@
 """Cross-worker gathers for contrastive losses.
 
-All ranks must pass tensors with the same number of rows: `torch.distributed.all_gather`
-needs equal shapes. The trainer guarantees this with `drop_last=True` and a fixed number of
+All ranks must pass tensors with the same number of rows: the gathers concatenate equal-shaped
+blocks (`torch.distributed._functional_collectives.all_gather_single`, whose autograd backward is a
+sum reduce-scatter). The trainer guarantees this with `drop_last=True` and a fixed number of
 hard negatives per query. `check_equal_rows` turns a mismatch into a clear ValueError
 instead of a hang or a garbled gather; it costs one tiny collective.
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
+import torch.distributed._functional_collectives as funcol
 from torch import Tensor
 
 
@@ -56,8 +57,8 @@ def all_gather_with_grad(t: Tensor) -> Tensor:
     _, world = rank_and_world()
     if world == 1:
         return t
-    parts = dist_fn.all_gather(t.contiguous())  # world x (rows, ...)
-    return torch.cat(parts, dim=0)  # (world * rows, ...)
+    gathered = funcol.all_gather_single(t.contiguous(), 0, dist.group.WORLD)  # (world * rows, ...)
+    return funcol.wait_tensor(gathered) if isinstance(gathered, funcol.AsyncCollectiveTensor) else gathered
 
 
 def all_gather_no_grad(t: Tensor) -> Tensor:
@@ -65,7 +66,5 @@ def all_gather_no_grad(t: Tensor) -> Tensor:
     _, world = rank_and_world()
     if world == 1:
         return t
-    t = t.contiguous()
-    parts = [torch.empty_like(t) for _ in range(world)]  # world x (rows, ...)
-    dist.all_gather(parts, t)
-    return torch.cat(parts, dim=0)  # (world * rows, ...)
+    with torch.no_grad():
+        return all_gather_with_grad(t.detach())  # (world * rows, ...)

@@ -7,14 +7,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from rtrain import console
+from rtrain.checkpoint import checkpoint_embedding_model, selection
 from rtrain.config.schema import JobConfig
 from rtrain.eval import BitextMiningEvaluator, RetrievalEvaluator
 from rtrain.eval.readers import default_flores_root
 from rtrain.eval.report import bar_chart, format_table
-from rtrain.export import checkpoint_embedding_model
 from rtrain.models.encoder import EmbeddingModel
 from rtrain.pipeline.schema import EvalStage
-from rtrain.train.checkpoint import selection
 
 log = logging.getLogger("rtrain.pipeline")
 
@@ -76,11 +76,12 @@ def run_eval(
         for n, path in enumerate(stage.suites):
             suite = load_suite(path, stage.suite_overrides if n == 0 else [])
             folder = output / ("suite" if len(stage.suites) == 1 else f"suite-{suite.name}")
+            log.info(f"[eval] suite {suite.name}: {', '.join(models)}")
             sections.append(run_suite(suite, models, folder)["summary"])
     chosen = selection(run_dir)
     if chosen is not None:  # said first: a reader must not take the base model for a retrofit
         sections.insert(0, f"**Checkpoint selection:** {chosen.describe()}.\n")
     summary = "\n".join(sections)
     (output / SUMMARY).write_text(summary)
-    print(summary)
+    console.show(summary)
     return {"results": str(output / RESULTS), "summary": summary}

@@ -96,6 +96,16 @@ def stage_inputs(stage: BaseModel, workdir: Path) -> list[Path]:
     return [workdir / i for i in [*(getattr(stage, "inputs", None) or []), *corpus]]
 
 
+def _error_line(err: BaseException) -> str:
+    """One line for an error: its type, its message's first line and, for a longer message, its last line
+    (e.g. a Ray Train failure: the worker's own error, after its traceback)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    message = lines[0] if lines else ""
+    if len(lines) > 1:
+        message += f" ... {lines[-1]}"
+    return f"{type(err).__name__}: {message}" if message else type(err).__name__
+
+
 def run_pipeline(cfg: PipelineConfig, force: bool = False, until: str | None = None) -> dict[str, Any]:
     """Run (or skip) each configured stage in order, up to and including `until` (default: all);
     returns each stage's result or 'skipped'."""
@@ -125,7 +135,11 @@ def run_pipeline(cfg: PipelineConfig, force: bool = False, until: str | None = N
             log.info(f"[{name}] running -> {output}")
             cache.start(workdir, name, cfg.name, output)
             started = time.perf_counter()
-            results[name] = RUNNERS[name](cfg, stage, output)
+            try:
+                results[name] = RUNNERS[name](cfg, stage, output)
+            except Exception as err:
+                log.error(f"[{name}] failed after {time.perf_counter() - started:.0f} s: {_error_line(err)}")
+                raise
             cache.finish(workdir, name, cfg.name, print_)
             log.info(f"[{name}] done in {time.perf_counter() - started:.0f} s")
         producers[stage.output] = print_

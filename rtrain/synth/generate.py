@@ -99,7 +99,8 @@ def _run_ray(ctx: GenContext, specs: list[ShardSpec]) -> list[pa.Table]:
     import ray.data
 
     if not ray.is_initialized():
-        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+        # workers' output comes to the driver (in `rtrain run`: its log file), as for the train stage after it
+        ray.init(ignore_reinit_error=True, include_dashboard=False, configure_logging=False)
     data_ctx = ray.data.DataContext.get_current()
     progress_bars, data_ctx.enable_progress_bars = data_ctx.enable_progress_bars, False
 

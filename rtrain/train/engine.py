@@ -56,8 +56,8 @@ class Engine(Protocol):
     def backward(self, loss: torch.Tensor) -> None: ...
     def step(self) -> bool: ...
     def lr(self) -> float: ...
-    def save(self, directory: Path) -> None: ...
-    def load(self, directory: Path) -> None: ...
+    def save(self, path: Path) -> None: ...  # optimizer state, at the path rtrain.checkpoint gives
+    def load(self, path: Path) -> None: ...
 
 
 class TorchEngine:
@@ -112,7 +112,12 @@ class TorchEngine:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def save(self, directory: Path) -> None:
+    def save(self, path: Path) -> None:
+        """Rank 0 writes the trainable weights, optimizer and scheduler state to the file `path`.
+
+        Only tensors, dicts, lists, tuples and numbers (the LambdaLR's lambdas are functions, which its
+        state_dict leaves out), so `load` can refuse anything else.
+        """
         if not dist.is_initialized() or dist.get_rank() == 0:
             trainable = {n: p.detach().cpu() for n, p in self.raw.named_parameters() if p.requires_grad}
             torch.save(
@@ -122,11 +127,12 @@ class TorchEngine:
                     "scheduler": self.scheduler.state_dict(),
                     "calls": self.calls,
                 },
-                directory / "torch_engine.pt",
+                path,
             )
 
-    def load(self, directory: Path) -> None:
-        state = torch.load(directory / "torch_engine.pt", map_location=self.device, weights_only=False)
+    def load(self, path: Path) -> None:
+        """Restore what `save` wrote; `weights_only`: a file holding any other pickled object is refused."""
+        state = torch.load(path, map_location=self.device, weights_only=True)
         params = dict(self.raw.named_parameters())
         with torch.no_grad():
             for name, value in state["trainable"].items():
@@ -204,13 +210,15 @@ class DeepSpeedEngine:
     def lr(self) -> float:
         return float(self.engine.get_lr()[0])
 
-    def save(self, directory: Path) -> None:
-        self.engine.save_checkpoint(str(directory), tag="deepspeed", exclude_frozen_parameters=True)
+    def save(self, path: Path) -> None:
+        """Every rank writes its ZeRO shard into the folder `path` (DeepSpeed's tag is its name)."""
+        self.engine.save_checkpoint(str(path.parent), tag=path.name, exclude_frozen_parameters=True)
 
-    def load(self, directory: Path) -> None:
-        path, _ = self.engine.load_checkpoint(str(directory), tag="deepspeed", load_module_strict=False)
-        if path is None:
-            raise FileNotFoundError(f"no DeepSpeed state under {directory}/deepspeed")
+    def load(self, path: Path) -> None:
+        """DeepSpeed's own loading (pickle: see rtrain.checkpoint on trusting checkpoints)."""
+        loaded, _ = self.engine.load_checkpoint(str(path.parent), tag=path.name, load_module_strict=False)
+        if loaded is None:
+            raise FileNotFoundError(f"no DeepSpeed state under {path}")
 
     def gathered_parameters(self) -> contextlib.AbstractContextManager:
         """Full parameters on every rank (needed under ZeRO-3 before saving weights)."""

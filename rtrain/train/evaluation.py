@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from rtrain.checkpoint import SCORE
 from rtrain.config.schema import EvalConfig
 from rtrain.eval.suite import build_tasks, load_suite, run_suite
 from rtrain.models.encoder import EmbeddingModel, Encoder
-from rtrain.train.checkpoint import SCORE
 
 log = logging.getLogger("rtrain.train")
 

@@ -11,7 +11,7 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,13 @@ import ray.train
 import torch
 import torch.distributed as dist
 
+from rtrain.checkpoint import LOG_FILE, TrainerState, checkpoint_name, restore_checkpoint, save_checkpoint
 from rtrain.config.schema import JobConfig
 from rtrain.data.batch import GROUP, QUERY
 from rtrain.data.dataset import dataset_name
 from rtrain.data.tokenize import PairCollator, count_tokens
 from rtrain.losses.registry import backward_calls_per_batch, build_loss
 from rtrain.models.encoder import build_encoder
-from rtrain.train.checkpoint import LOG_FILE, load_trainer_state, save_checkpoint
 from rtrain.train.engine import build_engine
 from rtrain.train.step import build_anchor, train_step
 from rtrain.train.wandb_log import WandbLogger
@@ -46,14 +46,6 @@ class TrainPlan:
     groups: list[str]  # tasks (or sources) behind each batch's `group` ids
     data_mix: dict[str, Any] = field(default_factory=dict)  # the mix manifest (rank 0 logs it to W&B)
     crash_at_step: int | None = None  # test hook, from $RTRAIN_TEST_CRASH_AT_STEP on the driver
-
-
-@dataclass
-class TrainerState:
-    """Where training stands: saved in every checkpoint, restored on resume."""
-
-    step: int = 0
-    batches_done: int = 0  # micro-batches of this rank's planned stream already consumed (the data position)
 
 
 class _Meter:
@@ -119,8 +111,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            state = TrainerState(**load_trainer_state(Path(directory)))
-            engine.load(Path(directory))
+            state = restore_checkpoint(engine, cfg, Path(directory))
         log.info(f"resumed at step {state.step} (micro-batch {state.batches_done} of this rank's stream)")
         if rank == 0:
             _append_log(plan, {"resumed_at_step": state.step})
@@ -154,7 +145,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             report.update(evaluator(engine.raw, tokenizer, 0))
             _append_log(plan, report)
             wandb.log(report, 0)
-        _report(engine, cfg, asdict(state), report, rank)
+        _report(engine, cfg, state, report, rank)
 
     while state.step < plan.total_steps:
         wait_start = time.perf_counter()
@@ -196,7 +187,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 report.update(scores)
                 _append_log(plan, {"step": state.step, **scores})
                 wandb.log(report, state.step)
-            _report(engine, cfg, asdict(state), report, rank)
+            _report(engine, cfg, state, report, rank)
     wandb.finish()
 
 
@@ -234,7 +225,7 @@ class MixedBatchCounter:
         return {"mixed_batches": self.mixed_steps, "batch_group": self.last_group} if self.enabled else {}
 
 
-def _report(engine: Any, cfg: JobConfig, state: dict[str, int], metrics: dict[str, float], rank: int) -> None:
+def _report(engine: Any, cfg: JobConfig, state: TrainerState, metrics: dict[str, float], rank: int) -> None:
     """Save this rank's part of the checkpoint and report it with the metrics (a barrier for all ranks)."""
     with tempfile.TemporaryDirectory(prefix="rtrain-ckpt-") as tmp:
         directory = Path(tmp)
@@ -242,7 +233,7 @@ def _report(engine: Any, cfg: JobConfig, state: dict[str, int], metrics: dict[st
         ray.train.report(
             metrics,
             checkpoint=ray.train.Checkpoint.from_directory(tmp) if wrote else None,
-            checkpoint_dir_name=f"checkpoint_{state['step']:07d}",
+            checkpoint_dir_name=checkpoint_name(state.step),
         )
     if rank == 0:
-        log.info(f"checkpoint at step {state['step']}: {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
+        log.info(f"checkpoint at step {state.step}: {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")

@@ -12,17 +12,27 @@ import ray
 import ray.train
 from ray.train.torch import TorchTrainer
 
-from rtrain.config.load import ConfigError, dump_yaml, resolve_job
+from rtrain import console
+from rtrain.checkpoint import (
+    EXPORT_DIR,
+    JOB_FILE,
+    SCORE,
+    Selection,
+    best_checkpoint,
+    job_file,
+    load_job,
+    selection,
+    write_job,
+)
+from rtrain.config.load import ConfigError
 from rtrain.config.schema import JobConfig
 from rtrain.data.dataset import build_rank_datasets
 from rtrain.data.layout import MIX_DIR, MixPlan, mix_summary, plan_mix
 from rtrain.models.loading import resolve_model_path
-from rtrain.train.checkpoint import SCORE, Selection, best_checkpoint, selection
 from rtrain.train.loop import CRASH_ENV, TrainPlan, train_loop_per_worker
+from rtrain.train.progress import train_progress
 
 log = logging.getLogger("rtrain")
-
-JOB_FILE = "job.yaml"
 
 
 @dataclass
@@ -79,9 +89,10 @@ def train(
                 f"run dir {run_dir} already exists: continue it with --resume {run_dir}, or set output.name"
             )
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / JOB_FILE).write_text(dump_yaml(cfg))
+        write_job(run_dir, cfg)
     else:
         run_dir = resume
+    console.attach_log(run_dir / console.LOG_NAME)  # `rtrain train`'s log (a pipeline has attached its own)
     plan, mix = plan_training(cfg, run_dir)  # deterministic: a resumed run re-plans the same streams
     log.info(mix_summary(mix))
     log.info(
@@ -114,7 +125,8 @@ def train(
         datasets=build_rank_datasets(mix.files, cfg),
         dataset_config=ray.train.DataConfig(datasets_to_split=[]),  # each rank reads its own planned stream
     )
-    result = trainer.fit()
+    with train_progress(run_dir, plan.total_steps):
+        result = trainer.fit()
     checkpoint = best_checkpoint(run_dir)
     chosen = selection(run_dir, checkpoint)
     if chosen is not None:
@@ -124,14 +136,13 @@ def train(
     if cfg.output.export:
         from rtrain.export import export_model
 
-        model_dir = export_model(checkpoint, run_dir / "model")
+        model_dir = export_model(checkpoint, run_dir / EXPORT_DIR)
         log.info(f"exported sentence-transformers model: {model_dir}")
     return TrainOutcome(run_dir=run_dir, checkpoint=checkpoint, metrics=metrics, model_dir=model_dir, selection=chosen)
 
 
 def resume_job(run_dir: Path, overrides: list[str]) -> JobConfig:
-    """The job a run was started with (its `job.yaml`), plus overrides, for --resume."""
-    path = Path(run_dir) / JOB_FILE
-    if not path.is_file():
+    """The job a run was started with (the job file in its run dir), plus overrides, for --resume."""
+    if not job_file(run_dir).is_file():
         raise ConfigError(f"--resume {run_dir}: {JOB_FILE} not found; pass the run dir that `rtrain train` printed")
-    return resolve_job(path, overrides)
+    return load_job(run_dir, overrides)

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from rtrain.checkpoint import LOG_FILE, job_file
 from rtrain.config.load import dump_yaml, resolve_job
 from rtrain.train.job_paths import absolute_paths
 from rtrain.tune.cleanup import ended_file
@@ -54,7 +55,7 @@ def cell(value: Any) -> Any:
 
 def _log_throughput(run_dir: Path) -> dict[str, float]:
     """Median pairs/s and tokens/s over the run's log lines (robust to a slow first window)."""
-    path = run_dir / "train_log.jsonl"
+    path = run_dir / LOG_FILE
     if not path.is_file():
         return {}
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -67,7 +68,7 @@ def _log_throughput(run_dir: Path) -> dict[str, float]:
 
 
 def _job_scaling(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "job.yaml"
+    path = job_file(run_dir)
     if not path.is_file():
         return {}
     scaling = (yaml.safe_load(path.read_text()) or {}).get("scaling") or {}

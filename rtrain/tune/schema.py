@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from rtrain.checkpoint import SCORE
 from rtrain.config.strict import StrictModel
 from rtrain.synth.config import SynthConfig
-from rtrain.train.checkpoint import SCORE
 
 DIST_KINDS = ("grid", "choice", "uniform", "loguniform", "randint", "dirichlet")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"

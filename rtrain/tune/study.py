@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rtrain.checkpoint import SCORE
 from rtrain.config.load import (
     ConfigError,
     apply_overrides,
@@ -30,7 +31,6 @@ from rtrain.config.load import (
     resolve_job,
 )
 from rtrain.config.schema import JobConfig
-from rtrain.train.checkpoint import SCORE
 from rtrain.tune.schema import StudyConfig
 
 PLACEHOLDER = re.compile(r"\{(study|synth\.[A-Za-z0-9_-]+)\}")

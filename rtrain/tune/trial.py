@@ -4,7 +4,7 @@ With Ray Train v2 a `TorchTrainer` cannot itself be a Tune trainable; Ray's patt
 function that builds and fits one `TorchTrainer` per trial, with `TuneReportCallback` on the Train
 run so the controller passes each worker report to the trial. Here that function is `run_trial`.
 
-Each trial's Train run lives in `<study>/runs/<trial_id>` (checkpoints, train_log.jsonl, eval,
+Each trial's Train run lives in `<study>/runs/<trial_id>` (checkpoints, training log, eval,
 W&B files) and its record in `<study>/trials/<trial_id>.json` (sampled values, attempts, outcome).
 A retried trial (Tune `max_failures`) or a trial continued by `--resume` finds its run folder and
 resumes the Train run from its latest checkpoint.
@@ -106,7 +106,8 @@ def _write_record(path: Path, record: dict[str, Any]) -> None:
 
 def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     """Tune function: train the trial's job on Ray Train, forwarding reports that carry the metric."""
-    from rtrain.train.trainer import JOB_FILE, run_dir_for, train
+    from rtrain.checkpoint import job_file
+    from rtrain.train.trainer import run_dir_for, train
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.chdir(ctx.study.cwd)  # Tune moved us into the trial folder; the job's paths are relative to the study's cwd
@@ -122,7 +123,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         run_dir = run_dir_for(cfg)
         record["run_dir"] = str(run_dir)
         _write_record(record_path, record)
-        resume = run_dir if (run_dir / JOB_FILE).is_file() else None
+        resume = run_dir if job_file(run_dir).is_file() else None
         if resume is not None:
             log.info(f"trial {trial_id}: attempt {record['attempts']}, resuming {run_dir}")
         callbacks = [ForwardReports(ctx.metric), RecordPlacementGroups(str(groups_file(ctx.records_dir, trial_id)))]
