@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from rtrain.eval.metrics import BITEXT_METRICS, bitext_metrics, nearest_neighbours
-from rtrain.eval.protocol import EncodeKind, TextEncoder, encode_checked
+from rtrain.eval.protocol import EncodeKind, TextEncoder, encode_unique
 
 logger = logging.getLogger(__name__)
 
@@ -113,19 +113,14 @@ class BitextMiningEvaluator:
 
     def _embed_all(self, encoder: TextEncoder) -> tuple[dict[str, int], np.ndarray]:
         """Encode every distinct sentence once (e.g. English shared by all X-eng pairs)."""
-        row_of: dict[str, int] = {}
-        for src, tgt in self.pairs.values():
-            for text in (*src, *tgt):
-                row_of.setdefault(text, len(row_of))
-        emb = encode_checked(
+        return encode_unique(
             encoder,
-            list(row_of),
+            (text for src, tgt in self.pairs.values() for text in (src, tgt)),
             self.kind,
             batch_size=self.batch_size,
             show_progress=self.show_progress,
             what=f"'{self.name}' sentences",
-        )  # (n_unique, dim)
-        return row_of, emb
+        )
 
     def __call__(self, encoder: TextEncoder) -> dict[str, Any]:
         """Mine each pair (both directions) and return overall, per-pair and per-direction metrics."""

@@ -6,6 +6,7 @@ shape below (the training code's wrapped model, a sentence-transformers adapter,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -68,6 +69,24 @@ def encode_checked(
         )
     emb = np.asarray(encoder.encode(list(texts), kind=kind, batch_size=batch_size, show_progress=show_progress))
     return check_embeddings(emb, len(texts), what=what)
+
+
+def encode_unique(
+    encoder: TextEncoder,
+    groups: Iterable[Iterable[str]],
+    kind: EncodeKind,
+    *,
+    batch_size: int = 64,
+    show_progress: bool = False,
+    what: str = "texts",
+) -> tuple[dict[str, int], np.ndarray]:
+    """Encode every distinct text of ``groups`` once: ``({text: row}, (n_unique, dim) unit-norm rows)``."""
+    row_of: dict[str, int] = {}
+    for group in groups:
+        for text in group:
+            row_of.setdefault(text, len(row_of))
+    emb = encode_checked(encoder, list(row_of), kind, batch_size=batch_size, show_progress=show_progress, what=what)
+    return row_of, emb
 
 
 def check_embeddings(emb: np.ndarray, n_expected: int, *, what: str = "texts") -> np.ndarray:

@@ -66,6 +66,25 @@ def format_table(results: Mapping[str, Mapping[str, Any]], metric: str = "main_s
     return "\n".join(lines)
 
 
+def overall_score(output: Mapping[str, Any], metric: str) -> float:
+    """A task's overall score for ``metric`` from an evaluator's or a suite's output."""
+    return float(_split(output)[0][metric])
+
+
+def overview_table(rows: Mapping[str, Mapping[str, float]], digits: int = 4) -> str:
+    """Markdown table, one row per task (``"task (metric)" -> {model: overall score}``), one column per model,
+    and the last model's change over the first: the short form of a report, one line per task."""
+    models = list(next(iter(rows.values()))) if rows else []
+    header = ["task (metric)", *models] + ([f"Δ {models[-1]} vs {models[0]}"] if len(models) >= 2 else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for task, scores in rows.items():
+        cells = [task, *(f"{scores[m]:.{digits}f}" for m in models)]
+        if len(models) >= 2:
+            cells.append(f"{scores[models[-1]] - scores[models[0]]:+.{digits}f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def bar_chart(
     results: Mapping[str, Mapping[str, Any]],
     metric: str,

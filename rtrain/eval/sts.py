@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rtrain.eval.protocol import EncodeKind, TextEncoder, encode_checked
+from rtrain.eval.protocol import EncodeKind, TextEncoder, encode_unique
 
 logger = logging.getLogger(__name__)
 
@@ -129,13 +129,9 @@ class STSEvaluator:
 
     def __call__(self, encoder: TextEncoder) -> dict[str, Any]:
         """Encode every distinct sentence once, then score each track."""
-        row_of: dict[str, int] = {}
-        for s1, s2, _ in self.pairs.values():
-            for text in (*s1, *s2):
-                row_of.setdefault(text, len(row_of))
-        emb = encode_checked(
+        row_of, emb = encode_unique(
             encoder,
-            list(row_of),
+            (texts for s1, s2, _ in self.pairs.values() for texts in (s1, s2)),
             self.kind,
             batch_size=self.batch_size,
             show_progress=self.show_progress,

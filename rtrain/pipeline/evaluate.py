@@ -12,7 +12,7 @@ from rtrain.checkpoint import checkpoint_embedding_model, selection
 from rtrain.config.schema import JobConfig
 from rtrain.eval import BitextMiningEvaluator, RetrievalEvaluator
 from rtrain.eval.readers import default_flores_root
-from rtrain.eval.report import bar_chart, format_table
+from rtrain.eval.report import bar_chart, format_table, overall_score, overview_table
 from rtrain.models.encoder import EmbeddingModel
 from rtrain.pipeline.schema import EvalStage
 
@@ -58,6 +58,7 @@ def run_eval(
     models["retrofitted"] = checkpoint_embedding_model(run_dir)
     output.mkdir(parents=True, exist_ok=True)
     sections = []
+    overview: dict[str, dict[str, float]] = {}  # "task (metric)" -> {model: overall}: what the console shows
     if heldout is not None:
         evaluators = _evaluators(stage, heldout)
         results: dict[str, dict[str, Any]] = {task: {} for task in evaluators}
@@ -69,6 +70,7 @@ def run_eval(
         for task, by_model in results.items():
             metric = evaluators[task].primary_metric
             sections.append(f"## {task} ({metric})\n\n{format_table(by_model, metric=metric)}\n")
+            overview[f"{task} ({metric})"] = {m: overall_score(out, metric) for m, out in by_model.items()}
             bar_chart(by_model, metric, output / f"{task}.png", title=f"{task}: {metric}")
     if stage.suites:
         from rtrain.eval.suite import load_suite, run_suite
@@ -77,11 +79,18 @@ def run_eval(
             suite = load_suite(path, stage.suite_overrides if n == 0 else [])
             folder = output / ("suite" if len(stage.suites) == 1 else f"suite-{suite.name}")
             log.info(f"[eval] suite {suite.name}: {', '.join(models)}")
-            sections.append(run_suite(suite, models, folder)["summary"])
+            ran = run_suite(suite, models, folder)
+            sections.append(ran["summary"])
+            metrics = {spec.task_name: spec.primary_metric for spec in suite.tasks}
+            for task, by_model in ran["results"].items():
+                label = f"{suite.name}/{task} ({metrics.get(task, 'main_score')})"
+                overview[label] = {m: overall_score(out, "main_score") for m, out in by_model.items()}
     chosen = selection(run_dir)
     if chosen is not None:  # said first: a reader must not take the base model for a retrofit
         sections.insert(0, f"**Checkpoint selection:** {chosen.describe()}.\n")
     summary = "\n".join(sections)
     (output / SUMMARY).write_text(summary)
-    console.show(summary)
+    shown = [sections[0]] if chosen is not None else []  # the console: one line per task, the rest in summary.md
+    shown += [overview_table(overview), f"\nper-language tables: {output / SUMMARY}"] if overview else []
+    console.show("\n".join(shown))
     return {"results": str(output / RESULTS), "summary": summary}
