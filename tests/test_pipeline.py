@@ -250,3 +250,37 @@ def test_the_quickstart_prints_about_sixty_lines(tmp_path: Path, capfd: pytest.C
     for stage in ("synth", "pairs", "train", "eval", "export"):
         assert f"[{stage}] done in " in text
     assert "| quickstart-dev/DevQA-en (ndcg_at_10) |" in text and shown[-1] == f"full log: {workdir / 'rtrain.log'}"
+
+
+def test_a_stage_output_never_reaches_the_workdir_another_stage_or_a_folder_it_did_not_write(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    data = tiny_pipeline(tiny_model, tmp_path / "w")
+    data["stages"] = {"synth": data["stages"]["synth"]}
+    cfg = resolve(PipelineConfig, data)
+    run_pipeline(cfg)
+    (tmp_path / "w" / "keep.txt").write_text("the user's file in the workdir")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "thesis.tex").write_text("keep")
+    for bad, why in (
+        (".", "strictly inside the workdir"),
+        (str(outside), "strictly inside the workdir"),
+        ("../elsewhere", "strictly inside the workdir"),
+        (".stages", "strictly inside the workdir"),
+    ):
+        with pytest.raises(ConfigError, match=f"stages.synth.output = .*{why}"):
+            resolve(PipelineConfig, data, [f"stages.synth.output={bad}"])
+    full = tiny_pipeline(tiny_model, tmp_path / "w")
+    with pytest.raises(
+        ConfigError, match="stages.synth.output = 'data' and stages.train.output = 'data/train' overlap"
+    ):
+        resolve(PipelineConfig, full, ["stages.synth.output=data", "stages.train.output=data/train"])
+    # the synth stage ran into 'synth' before; pointed at a folder of someone else's files it refuses, deletes nothing
+    (tmp_path / "w" / "mine").mkdir()
+    (tmp_path / "w" / "mine" / "notes.txt").write_text("keep")
+    moved = resolve(PipelineConfig, data, ["stages.synth.output=mine"])
+    with pytest.raises(StageError, match="holds files that pipeline 'tiny-quickstart' did not write"):
+        run_pipeline(moved, force=True)
+    assert (tmp_path / "w" / "mine" / "notes.txt").read_text() == "keep" and (tmp_path / "w" / "keep.txt").is_file()
+    assert (outside / "thesis.tex").read_text() == "keep"

@@ -3,6 +3,9 @@
 Markers live in `<workdir>/.stages/`, not inside the outputs:
 - `<stage>.running`: written when a stage starts; a rerun that finds it knows the output is partial.
 - `<stage>.done.json`: written last, with the stage's fingerprint (config + inputs' fingerprints).
+Both record the output folder the stage wrote: a stage deletes an output before it reruns only when a
+marker says this pipeline's stage wrote that very folder (the schema keeps outputs inside the workdir and
+apart from each other).
 """
 
 from __future__ import annotations
@@ -60,20 +63,29 @@ def is_done(workdir: Path, stage: str, pipeline: str, print_: str, output: Path)
     return record.get("fingerprint") == print_ and record.get("pipeline") == pipeline
 
 
+def _relative(output: Path, workdir: Path) -> str:
+    return output.relative_to(workdir).as_posix()  # the schema keeps every output inside the workdir
+
+
 def start(workdir: Path, stage: str, pipeline: str, output: Path) -> None:
     """Clear this stage's earlier (stale or partial) output and mark it running.
 
-    Refuses an output folder that holds files no stage of this pipeline wrote.
+    Refuses an output folder that holds files this stage did not write (a marker records the folder).
     """
     done, running = _done_file(workdir, stage), _running_file(workdir, stage)
-    ours = done.is_file() or running.is_file()
-    if output.exists() and any(output.iterdir()) and not ours:
+    marker = done if done.is_file() else running if running.is_file() else None
+    record = json.loads(marker.read_text()) if marker is not None else {}
+    wrote = record.get("output", _relative(output, workdir))  # markers before outputs were recorded: this one
+    ours = marker is not None and wrote == _relative(output, workdir)
+    if output.is_symlink():
+        raise StageError(f"stage {stage!r}: output folder {output} is a symlink; a stage deletes its output: remove it")
+    if output.exists() and (output.is_file() or any(output.iterdir())) and not ours:
         raise StageError(
             f"stage {stage!r}: output folder {output} holds files that pipeline {pipeline!r} did not write; "
             f"move them away or choose another workdir"
         )
-    if ours:
-        owner = json.loads((done if done.is_file() else running).read_text()).get("pipeline")
+    if marker is not None:
+        owner = record.get("pipeline")
         if owner != pipeline:
             raise StageError(
                 f"stage {stage!r}: {workdir} belongs to pipeline {owner!r}, not {pipeline!r}; choose another workdir"
@@ -82,12 +94,14 @@ def start(workdir: Path, stage: str, pipeline: str, output: Path) -> None:
         shutil.rmtree(output) if output.is_dir() else output.unlink()
     done.unlink(missing_ok=True)
     running.parent.mkdir(parents=True, exist_ok=True)
-    running.write_text(json.dumps({"pipeline": pipeline, "stage": stage, "started": time.time()}))
+    running.write_text(
+        json.dumps({"pipeline": pipeline, "stage": stage, "output": _relative(output, workdir), "started": time.time()})
+    )
 
 
 def finish(workdir: Path, stage: str, pipeline: str, print_: str) -> None:
     """Record the stage as complete (written last, so a crash before here leaves it 'running')."""
-    _done_file(workdir, stage).write_text(
-        json.dumps({"pipeline": pipeline, "stage": stage, "fingerprint": print_, "finished": time.time()})
-    )
+    running = json.loads(_running_file(workdir, stage).read_text())
+    record = {"pipeline": pipeline, "stage": stage, "output": running["output"], "fingerprint": print_}
+    _done_file(workdir, stage).write_text(json.dumps({**record, "finished": time.time()}))
     _running_file(workdir, stage).unlink(missing_ok=True)

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from rtrain.config.strict import StrictModel
 from rtrain.mining.config import MineConfig
 from rtrain.pairs.spec import PairsSpec, Source, load_spec
+from rtrain.pipeline.cache import MARKERS
 from rtrain.synth import SynthConfig
 
 
@@ -173,6 +174,17 @@ class ExportStage(_Section):
     output: str = "model"
 
 
+def output_problem(output: str) -> str | None:
+    """Why `output` cannot be a stage's output folder (a stage deletes it before it reruns), or None."""
+    path = Path(output)
+    if path.is_absolute() or not path.parts or ".." in path.parts or path.parts[0] == MARKERS:
+        return (
+            f"{output!r} must be a folder strictly inside the workdir (relative, no '..', not '.', not {MARKERS}): "
+            "a stage deletes its output folder before it reruns"
+        )
+    return None
+
+
 class Stages(_Section):
     synth: SynthStage | None = None
     pairs: PairsStage | None = None
@@ -180,6 +192,27 @@ class Stages(_Section):
     train: TrainStage | None = None
     eval: EvalStage | None = None
     export: ExportStage | None = None
+
+    @model_validator(mode="after")
+    def _outputs_apart(self) -> Stages:
+        """Each output lies inside the workdir and apart from every other stage's (no folder inside another)."""
+        outputs = {name: Path(stage.output) for name in type(self).model_fields if (stage := getattr(self, name))}
+        problems = [
+            f"stages.{name}.output = {problem}" for name, p in outputs.items() if (problem := output_problem(str(p)))
+        ]
+        if not problems:
+            names = list(outputs)
+            for i, a in enumerate(names):
+                for b in names[i + 1 :]:
+                    pa, pb = outputs[a], outputs[b]
+                    if pa == pb or pa in pb.parents or pb in pa.parents:
+                        problems.append(
+                            f"stages.{a}.output = {str(pa)!r} and stages.{b}.output = {str(pb)!r} overlap: each stage "
+                            "deletes its own output before it reruns; give them separate folders"
+                        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class PipelineConfig(_Section):
