@@ -5,9 +5,11 @@ Packaging only: what a checkpoint holds and how to read it is `rtrain.checkpoint
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.models import Normalize, Pooling, Transformer
@@ -22,7 +24,7 @@ from rtrain.checkpoint import (
     load_trainer_state,
     selection,
 )
-from rtrain.config.load import dump_yaml
+from rtrain.config.load import ConfigError, dump_yaml
 from rtrain.config.schema import JobConfig
 from rtrain.losses.registry import loss_kind
 
@@ -87,13 +89,57 @@ The raw PEFT adapter (when LoRA was used) is in `{ADAPTER_DIR}/`.
 """
 
 
+EXPORT_MARKER = ".rtrain-export"  # in every exported folder: a later export may replace that folder, none other
+
+
+def _exported(folder: Path) -> bool:
+    """An earlier `rtrain export` wrote `folder` (its marker; or, from before markers, its model card's tag)."""
+    card = folder / "README.md"
+    legacy = (
+        (folder / "modules.json").is_file() and card.is_file() and "feature-extraction, rtrain]" in card.read_text()
+    )
+    return (folder / EXPORT_MARKER).is_file() or legacy
+
+
+def check_out(out_dir: Path) -> None:
+    """Refuse an output that is a file, a symlink, or a non-empty folder rtrain export did not write."""
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise ConfigError(f"--out {out_dir} is a file or a symlink; name a folder for the model")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not _exported(out_dir):
+        raise ConfigError(
+            f"--out {out_dir} holds files rtrain export did not write; choose a new or empty folder "
+            "(a folder an earlier export wrote is replaced)"
+        )
+
+
 def export_model(run_or_checkpoint: Path, out_dir: Path) -> Path:
     """Write a merged sentence-transformers model for a run's best checkpoint (by eval_score when the run
-    evaluated, else its latest), or for one checkpoint folder."""
+    evaluated, else its latest), or for one checkpoint folder.
+
+    The model is written into a new folder beside `out_dir` and swapped in whole: an earlier export there
+    is replaced only once the new one is complete, and a folder of other files is refused before any work.
+    """
+    out_dir = Path(out_dir)
+    check_out(out_dir)
     checkpoint = best_checkpoint(Path(run_or_checkpoint))
     cfg = load_job(checkpoint)
     merged, tokenizer = checkpoint_backbone(checkpoint, cfg)
-    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
+    try:
+        _write_model(checkpoint, cfg, merged, tokenizer, staging)
+        old = out_dir.with_name(f".{out_dir.name}.replaced-{os.getpid()}")
+        if out_dir.exists():
+            os.rename(out_dir, old)
+        os.rename(staging, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+def _write_model(checkpoint: Path, cfg: JobConfig, merged: Any, tokenizer: Any, out_dir: Path) -> None:
+    """The sentence-transformers folder, the raw adapter, the model card and the export marker, into `out_dir`."""
     with tempfile.TemporaryDirectory(prefix="rtrain-export-") as tmp:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -103,11 +149,9 @@ def export_model(run_or_checkpoint: Path, out_dir: Path) -> Path:
             modules.append(Normalize())
         prompts = {"query": cfg.model.query_prefix, "document": cfg.model.passage_prefix}
         model = SentenceTransformer(modules=modules, prompts=prompts, device="cpu")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
         model.save(str(out_dir))
     adapter = adapter_path(checkpoint)
     if adapter is not None:
         shutil.copytree(adapter, out_dir / ADAPTER_DIR)
     (out_dir / "README.md").write_text(model_card(cfg, checkpoint))
-    return out_dir
+    (out_dir / EXPORT_MARKER).write_text(f"exported from {checkpoint}\n")

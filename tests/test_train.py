@@ -201,3 +201,28 @@ def test_eval_config_refuses_zero3() -> None:
                 "eval": {"suite": "s.yaml"},
             }
         )
+
+
+def test_export_replaces_only_its_own_folder_and_only_once_the_new_model_is_whole(
+    deepspeed_run, tmp_path: Path
+) -> None:
+    from rtrain.config import ConfigError
+    from rtrain.export import export_model
+
+    _, outcome = deepspeed_run
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"\xff\xd8 keep")
+    with pytest.raises(ConfigError, match="holds files rtrain export did not write"):
+        export_model(outcome.run_dir, foreign)
+    assert [p.name for p in foreign.iterdir()] == ["holiday.jpg"]
+    a_file = tmp_path / "model.txt"
+    a_file.write_text("keep")
+    with pytest.raises(ConfigError, match="is a file or a symlink"):
+        export_model(outcome.run_dir, a_file)
+    out = tmp_path / "model"
+    export_model(outcome.run_dir, out)
+    (out / "stale.bin").write_text("from the first export")
+    export_model(outcome.run_dir, out)  # an earlier export is replaced whole
+    assert not (out / "stale.bin").exists() and (out / "modules.json").is_file() and (out / ".rtrain-export").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
