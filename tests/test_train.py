@@ -14,6 +14,7 @@ from sentence_transformers import SentenceTransformer
 from rtrain.checkpoint import LOG_FILE, checkpoint_embedding_model, latest_checkpoint, load_trainer_state
 from rtrain.cli import main
 from rtrain.config import ConfigError, resolve_job
+from rtrain.data.files import PairDataError
 from rtrain.train.loop import CRASH_ENV
 from rtrain.train.trainer import train
 
@@ -54,7 +55,8 @@ def test_deepspeed_lora_run_learns_and_checkpoints(deepspeed_run) -> None:
     log = [r for r in read_log(outcome.run_dir) if "step" in r]
     steps_per_epoch = 256 // 2 // 8  # rows // workers // batch
     assert [r["step"] for r in log][-1] == 3 * steps_per_epoch
-    assert log[-1]["loss"] < 0.5 * log[0]["loss"], [r["loss"] for r in log]
+    last_epoch = [r["loss"] for r in log if r["step"] > 2 * steps_per_epoch]  # a mean: one batch's loss is noisy
+    assert sum(last_epoch) / len(last_epoch) < 0.6 * log[0]["loss"], [r["loss"] for r in log]
     assert all(0.0 <= r["data_wait_frac"] <= 1.0 and r["pairs_per_s"] > 0 and r["tokens_per_s"] > 0 for r in log)
     assert load_trainer_state(outcome.checkpoint) == {"step": 48, "batches_done": 48}
     assert (outcome.checkpoint / "adapter" / "adapter_model.safetensors").is_file()
@@ -139,6 +141,19 @@ def test_bad_inputs_fail_before_workers_start(tiny_model: Path, tiny_pairs: Path
         train(resolve_job(job_dict(tmp_path / "no-model", tiny_pairs, tmp_path)))
     with pytest.raises(ConfigError, match="cannot fill one optimizer step"):
         train(resolve_job(job_dict(tiny_model, tiny_pairs, tmp_path, train={"batch_size_per_worker": 200})))
+    assert not (tmp_path / "run").exists()  # a run that failed its checks leaves no run dir: the rerun is new
+    bad_rows = tmp_path / "bad.jsonl"
+    bad_rows.write_text(tiny_pairs.read_text().splitlines()[0] + "\n" + '{"query": 3}\n')
+    with pytest.raises(PairDataError, match=r"bad\.jsonl:2"):
+        train(resolve_job(job_dict(tiny_model, bad_rows, tmp_path)))
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match="missing-suite.yaml"):
+        train(
+            resolve_job(
+                job_dict(tiny_model, tiny_pairs, tmp_path, eval={"suite": str(tmp_path / "missing-suite.yaml")})
+            )
+        )
+    assert not (tmp_path / "run").exists()
     (tmp_path / "run").mkdir(exist_ok=True)
     (tmp_path / "run" / "x").write_text("other job")
     with pytest.raises(ConfigError, match="already exists: continue it with --resume"):

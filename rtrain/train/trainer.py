@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -82,18 +83,29 @@ def train(
     `callbacks` run on the Ray Train controller (e.g. a Tune trial forwards each report to Tune).
     """
     resolve_model_path(cfg.model.name_or_path)  # a bad model path fails here, before any worker starts
+    if cfg.eval is not None:  # a missing or bad suite fails here, not inside the rank-0 worker
+        from rtrain.eval.suite import load_suite
+
+        load_suite(cfg.eval.suite, cfg.eval.overrides)
     if resume is None:
         run_dir = run_dir_for(cfg)
         if run_dir.exists() and any(run_dir.iterdir()):
             raise ConfigError(
                 f"run dir {run_dir} already exists: continue it with --resume {run_dir}, or set output.name"
             )
+        made = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            plan, mix = plan_training(cfg, run_dir)  # reads and checks every row before the run is recorded
+        except BaseException:
+            if made:  # the run dir this call made (planning wrote only data/ into it): the corrected rerun is new
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         write_job(run_dir, cfg)
     else:
         run_dir = resume
+        plan, mix = plan_training(cfg, run_dir)  # deterministic: a resumed run re-plans the same streams
     console.attach_log(run_dir / console.LOG_NAME)  # `rtrain train`'s log (a pipeline has attached its own)
-    plan, mix = plan_training(cfg, run_dir)  # deterministic: a resumed run re-plans the same streams
     log.info(mix_summary(mix))
     log.info(
         f"run dir {run_dir}: {plan.total_steps} steps ({len(plan.epoch_ends)} epoch(s)), global batch "
