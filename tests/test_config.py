@@ -114,11 +114,12 @@ def test_config_show_refuses_a_bad_key_and_train_help_lists_the_sections(capsys:
 def test_every_job_key_has_a_description_for_config_show() -> None:
     from pydantic import BaseModel
 
+    from rtrain.config.describe import section_model
+
     def undescribed(model: type[BaseModel], prefix: str = "") -> list[str]:
         out = []
         for name, info in model.model_fields.items():
-            kinds = [t for t in getattr(info.annotation, "__args__", (info.annotation,)) if isinstance(t, type)]
-            section = next((t for t in kinds if issubclass(t, BaseModel)), None)
+            section = section_model(info)
             if section is not None:
                 out += undescribed(section, f"{prefix}{name}.")
             elif not info.description:

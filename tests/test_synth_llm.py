@@ -142,33 +142,49 @@ class FakeOpenAI:
 
 
 @contextmanager
-def serve(fake: FakeOpenAI) -> Iterator[str]:
-    """Run `fake` on 127.0.0.1 in a thread; yields its /v1 base URL."""
+def serve_raw(respond: Callable[[BaseHTTPRequestHandler, bytes], None]) -> Iterator[tuple[str, list[str | None]]]:
+    """A server on 127.0.0.1 whose every POST is answered by `respond(handler, body)`; yields its /v1 URL and
+    the Authorization headers it received."""
+    seen: list[str | None] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with fake.lock:
-                fake.auth.append(self.headers.get("Authorization"))
-            status, payload = fake.reply(body) if self.path == "/v1/chat/completions" else (404, {"error": self.path})
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers.get("Authorization"))
+            respond(self, body)
 
         def log_message(self, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}/v1"
+        yield f"http://127.0.0.1:{server.server_port}/v1", seen
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serve(fake: FakeOpenAI) -> Iterator[str]:
+    """Run `fake` on 127.0.0.1 in a thread; yields its /v1 base URL."""
+
+    def respond(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        with fake.lock:
+            fake.auth.append(handler.headers.get("Authorization"))
+        if handler.path == "/v1/chat/completions":
+            status, payload = fake.reply(json.loads(body))
+        else:
+            status, payload = 404, {"error": handler.path}
+        data = json.dumps(payload).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    with serve_raw(respond) as (url, _):
+        yield url
 
 
 def openai_cfg(url: str, prompt_file: Path, **fields: Any) -> LLMSynthConfig:
@@ -527,30 +543,6 @@ def test_cli_end_to_end_against_the_fake_server(
         assert code == 1 and "no valid example in 2 replies" in capsys.readouterr().err
 
 
-@contextmanager
-def serve_raw(respond: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[tuple[str, list[str | None]]]:
-    """A server whose every POST is answered by `respond(handler)`; yields its /v1 URL and the Authorization
-    headers it received."""
-    seen: list[str | None] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-            self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append(self.headers.get("Authorization"))
-            respond(self)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_the_http_client_keeps_the_key_home_and_bounds_each_request(
     prompt_file: Path, monkeypatch: pytest.MonkeyPatch, no_internet: None
 ) -> None:
@@ -566,20 +558,21 @@ def test_the_http_client_keeps_the_key_home_and_bounds_each_request(
         handler.end_headers()
         handler.wfile.write(body)
 
-    with serve_raw(lambda h: send(h, 200, b"{}")) as (elsewhere, stolen):
-        with serve_raw(lambda h: send(h, 307, b"", Location=f"{elsewhere}/chat/completions")) as (url, seen):
+    with serve_raw(lambda h, _: send(h, 200, b"{}")) as (elsewhere, stolen):
+        with serve_raw(lambda h, _: send(h, 307, b"", Location=f"{elsewhere}/chat/completions")) as (url, seen):
             backend = make_backend(openai_cfg(url, prompt_file).backend)
             with pytest.raises(BackendError, match="redirect to .* does not follow redirects"):
                 backend.generate(["p"], **generate)
         assert seen == [f"Bearer {SECRET}"] and stolen == []  # the key never reached the other server
 
-    with serve_raw(lambda h: send(h, 200, b"x" * 300_000)) as (url, seen):
+    with serve_raw(lambda h, _: send(h, 200, b"x" * 300_000)) as (url, seen):
         cfg = openai_cfg(url, prompt_file, backend={"max_response_mb": 0.1}).backend
         with pytest.raises(BackendError, match=r"exceeds backend\.max_response_mb=0\.1"):
             make_backend(cfg).generate(["p"], **generate)
         assert len(seen) == 1  # no retry: the same request would get the same reply
 
-    def drip(handler: BaseHTTPRequestHandler) -> None:  # headers at once, then a byte every 0.2 s for ~10 s
+    def drip(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        """Headers at once, then a byte every 0.2 s for ~10 s."""
         handler.send_response(200)
         handler.send_header("Content-Length", "50")
         handler.end_headers()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from rtrain.transport import cleartext_host
 
 ADDRESS_ENV = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
 START_HINT = (
@@ -19,7 +20,6 @@ START_HINT = (
     "dashboard (port 8265) through an SSH tunnel (`ssh -L 8265:127.0.0.1:8265 HEAD`, then http://127.0.0.1:8265) or "
     "an https proxy, rather than exposing it with --dashboard-host=0.0.0.0"
 )
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ClusterError(RuntimeError):
@@ -56,11 +56,11 @@ def auth_headers() -> dict[str, str]:
 
 def check_transport(url: str, headers: dict[str, str], allow_insecure_http: bool = False) -> None:
     """Refuse to send a token in clear text: plain http to a host other than this machine needs the opt-in."""
-    parts = urlsplit(url)
-    if headers and parts.scheme == "http" and parts.hostname not in LOOPBACK and not allow_insecure_http:
+    host = cleartext_host(url)
+    if headers and host is not None and not allow_insecure_http:
         raise ClusterError(
-            f"{url}: plain http would send your Ray token in clear text to {parts.hostname}; use https://, or an SSH "
-            f"tunnel (ssh -L 8265:127.0.0.1:8265 {parts.hostname}, then --address http://127.0.0.1:8265), "
+            f"{url}: plain http would send your Ray token in clear text to {host}; use https://, or an SSH "
+            f"tunnel (ssh -L 8265:127.0.0.1:8265 {host}, then --address http://127.0.0.1:8265), "
             "or pass --allow-insecure-http on a network you trust"
         )
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 COMMENT_COLUMN = 44
 
@@ -58,12 +59,17 @@ def describe(model: BaseModel) -> str:
     return "\n".join(([f"# {type(model).__name__}: {head}"] if head else []) + _lines(model, "")) + "\n"
 
 
+def section_model(info: FieldInfo) -> type[BaseModel] | None:
+    """The model a field holds when it is a section (`LossConfig`, `EvalConfig | None`), else None."""
+    kinds = [t for t in getattr(info.annotation, "__args__", (info.annotation,)) if isinstance(t, type)]
+    return next((t for t in kinds if issubclass(t, BaseModel)), None)
+
+
 def sections(schema: type[BaseModel]) -> str:
     """`name  description` for each section (a field whose type is a model) of `schema`."""
     rows = []
     for name, info in schema.model_fields.items():
-        kinds = [t for t in getattr(info.annotation, "__args__", (info.annotation,)) if isinstance(t, type)]
-        model = next((t for t in kinds if issubclass(t, BaseModel)), None)
+        model = section_model(info)
         if model is not None:
             rows.append(f"  {name:<11} {first_line(model.__doc__)}")
     return "\n".join(rows)

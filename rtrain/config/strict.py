@@ -16,6 +16,15 @@ from pydantic_core.core_schema import ErrorType
 _CORE_ERROR_TYPES = frozenset(get_args(ErrorType))
 
 
+def carried_error(error: Any, loc: tuple[int | str, ...] | None = None) -> InitErrorDetails:
+    """An error of a caught `ValidationError`, to raise again (at `loc`, default its own) with its type and
+    message: pydantic's own types by name, a custom error raised deeper down as itself."""
+    kind = error["type"] if error["type"] in _CORE_ERROR_TYPES else PydanticCustomError(error["type"], error["msg"])
+    return InitErrorDetails(
+        type=kind, loc=error["loc"] if loc is None else loc, input=error["input"], ctx=error.get("ctx") or {}
+    )
+
+
 class StrictModel(BaseModel):
     """Unknown keys are errors that list the keys allowed in this section."""
 
@@ -34,12 +43,10 @@ class StrictModel(BaseModel):
             details: list[InitErrorDetails] = []
             for e in errors:
                 if e["type"] == "extra_forbidden" and len(e["loc"]) == 1:
-                    kind = PydanticCustomError(
+                    unknown = PydanticCustomError(
                         "unknown_key", "unknown key; allowed here: {allowed}", {"allowed": allowed}
                     )
-                elif e["type"] in _CORE_ERROR_TYPES:
-                    kind = e["type"]
-                else:  # a custom error raised deeper down: keep its type and message
-                    kind = PydanticCustomError(e["type"], e["msg"])
-                details.append(InitErrorDetails(type=kind, loc=e["loc"], input=e["input"], ctx=e.get("ctx") or {}))
+                    details.append(InitErrorDetails(type=unknown, loc=e["loc"], input=e["input"]))
+                else:
+                    details.append(carried_error(e))
             raise ValidationError.from_exception_data(err.title, details) from None

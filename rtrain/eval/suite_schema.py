@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args
+from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Field, Tag, ValidationError, WrapValidator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
-from pydantic_core.core_schema import ErrorType, ValidatorFunctionWrapHandler
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
-from rtrain.eval.task_base import StrictModel, TaskBase
+from rtrain.config.strict import StrictModel, carried_error
+from rtrain.eval.task_base import TaskBase
 from rtrain.eval.task_kinds import (
     BeirTask,
     FloresBitextTask,
@@ -60,7 +61,6 @@ TASK_KINDS: dict[str, type[TaskBase]] = {
         ParallelTask,
     )
 }
-_CORE_ERROR_TYPES = frozenset(get_args(ErrorType))
 
 
 def _kind_of(value: Any) -> str | None:
@@ -87,11 +87,7 @@ def _task_errors(err: ValidationError, cls: type[TaskBase], data: dict[str, Any]
         if e["type"] == "missing" and len(loc) == 1:
             missing.append(str(loc[0]))
             continue
-        if e["type"] in _CORE_ERROR_TYPES:
-            error: Any = e["type"]
-        else:  # a custom error raised deeper down: keep its type and message
-            error = PydanticCustomError(e["type"], e["msg"])
-        details.append(InitErrorDetails(type=error, loc=loc, input=e["input"], ctx=e.get("ctx") or {}))
+        details.append(carried_error(e, loc))
     head: list[InitErrorDetails] = []
     if unknown:
         hints = "; ".join(h for h in (_key_owners(k, kind) for k in unknown) if h)

@@ -75,8 +75,8 @@ def start(workdir: Path, stage: str, pipeline: str, output: Path) -> None:
     done, running = _done_file(workdir, stage), _running_file(workdir, stage)
     marker = done if done.is_file() else running if running.is_file() else None
     record = json.loads(marker.read_text()) if marker is not None else {}
-    wrote = record.get("output", _relative(output, workdir))  # markers before outputs were recorded: this one
-    ours = marker is not None and wrote == _relative(output, workdir)
+    here = _relative(output, workdir)
+    ours = marker is not None and record.get("output", here) == here  # markers before outputs were recorded: here
     if output.is_symlink():
         raise StageError(f"stage {stage!r}: output folder {output} is a symlink; a stage deletes its output: remove it")
     if output.exists() and (output.is_file() or any(output.iterdir())) and not ours:
@@ -94,9 +94,7 @@ def start(workdir: Path, stage: str, pipeline: str, output: Path) -> None:
         shutil.rmtree(output) if output.is_dir() else output.unlink()
     done.unlink(missing_ok=True)
     running.parent.mkdir(parents=True, exist_ok=True)
-    running.write_text(
-        json.dumps({"pipeline": pipeline, "stage": stage, "output": _relative(output, workdir), "started": time.time()})
-    )
+    running.write_text(json.dumps({"pipeline": pipeline, "stage": stage, "output": here, "started": time.time()}))
 
 
 def finish(workdir: Path, stage: str, pipeline: str, print_: str) -> None:

@@ -24,15 +24,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http.client import HTTPException
 from typing import Any
-from urllib.parse import urlsplit
 
 from rtrain.synth.llm.backends import BackendError
 from rtrain.synth.llm.config import BackendConfig
+from rtrain.transport import cleartext_host, is_loopback
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 60.0
-LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 READ_CHUNK = 64 * 1024
 
 
@@ -61,16 +60,14 @@ class OpenAIBackend:
                     "export the API key in it, or set backend.api_key_env: null for a server without auth"
                 )
             self._headers["Authorization"] = f"Bearer {key}"
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        if "Authorization" in self._headers and parts.scheme == "http" and host not in LOOPBACK:
-            if not cfg.allow_insecure_http:
-                raise BackendError(
-                    f"backend.base_url {cfg.base_url}: plain http would send the API key in clear text to {host}; "
-                    "use https://, or set backend.allow_insecure_http: true on a network you trust"
-                )
+        host = cleartext_host(self.url)
+        if "Authorization" in self._headers and host is not None and not cfg.allow_insecure_http:
+            raise BackendError(
+                f"backend.base_url {cfg.base_url}: plain http would send the API key in clear text to {host}; "
+                "use https://, or set backend.allow_insecure_http: true on a network you trust"
+            )
         handlers: list[Any] = [_NoRedirect()]
-        if host in LOOPBACK:
+        if is_loopback(self.url):
             handlers.append(urllib.request.ProxyHandler({}))
         self._opener = urllib.request.build_opener(*handlers)
         self._max_bytes = int(cfg.max_response_mb * 1024**2)
