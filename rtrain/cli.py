@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import logging
 import sys
 from pathlib import Path
 
 from rtrain import console
 from rtrain.config.load import ConfigError, resolve_job
-from rtrain.data.files import PairDataError
-from rtrain.pipeline.cache import StageError
+from rtrain.errors import USER_ERROR, UserError, error_line
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -189,15 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     session = (
         console.QuietConsole(title=f"rtrain {' '.join(sys.argv[1:] if argv is None else argv)}") if quiet else None
     )
-    if session is None:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        with session or contextlib.nullcontext():
+        with session or console.plain_logging():
             code = args.func(args)
-    except (ConfigError, PairDataError, StageError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (UserError, FileNotFoundError) as err:  # a user's mistake: one line per problem, no traceback
+        command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+        print(error_line(command, err), file=sys.stderr)
         _point_to_log(session, failed=True)
-        return 2
+        return USER_ERROR
     except BaseException:  # Python prints the traceback next; the log holds what led to it
         _point_to_log(session, failed=True)
         raise

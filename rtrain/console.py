@@ -15,12 +15,14 @@ every function here falls back to plain printing, so library callers (tests, Tun
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TextIO
@@ -229,6 +231,26 @@ class QuietConsole:
             stream.flush()
             if stream not in self._saved_streams:
                 stream.close()
+
+
+@contextlib.contextmanager
+def plain_logging() -> Iterator[None]:
+    """A command that is not quiet: log records at INFO and up go to stderr as bare messages, for the
+    command's duration only (`logging.basicConfig` would leave its handler behind in the process)."""
+    root = logging.getLogger()
+    if root.handlers:  # a host (a test runner, an application) already configured logging: use it
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def _ray_running() -> bool:

@@ -29,7 +29,7 @@ from rtrain.cluster.storage import SyncState, sync_tree
 from rtrain.cluster.submit import config_dirs
 from rtrain.config import ConfigError, resolve_job
 
-from tiny import FAKE_WANDB_KEY
+from tiny import FAKE_WANDB_KEY, pair_rows, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "cluster"
@@ -259,6 +259,32 @@ def test_bad_config_is_refused_before_any_connection(
     assert main(["submit", str(ROOT / "jobs" / "suites" / "quick.yaml"), "--address", "http://10.0.0.9:8265"]) == 2
     assert "not something to run on a cluster" in capsys.readouterr().err
     assert calls == []
+
+
+def test_dry_run_checks_local_data_as_train_would(
+    tmp_path: Path, no_network: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#15: --dry-run (and submit) validate every row of data on this machine; cluster-only paths are named."""
+    monkeypatch.chdir(tmp_path)  # the project: relative data paths travel with it
+    rows = pair_rows(12, negatives=1)
+    write_jsonl(rows, tmp_path / "data" / "pairs.jsonl")
+    job = yaml.safe_load(_job(tmp_path).read_text())
+    job["data"] = {"train_files": ["data/pairs.jsonl"]}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    assert main(["submit", "job.yaml", "--dry-run"]) == 0
+    assert re.search(
+        r"^data +12 rows usable of 12 read from 1 path\(s\), every row validated here$",
+        (capsys.readouterr().out),
+        re.MULTILINE,
+    )
+    rows[4]["positive"] = ""
+    write_jsonl(rows, tmp_path / "data" / "pairs.jsonl")
+    assert main(["submit", "job.yaml", "--dry-run"]) == 2
+    assert capsys.readouterr().err.startswith("rtrain submit: error: data/pairs.jsonl:5: field 'positive' is empty")
+    assert main(["submit", "job.yaml", "--dry-run", "data.train_files=[data/nope.jsonl]"]) == 2
+    assert "data files ['data/nope.jsonl'] do not exist under" in capsys.readouterr().err
+    assert main(["submit", "job.yaml", "--dry-run", "data.train_files=[/cluster/only.jsonl]"]) == 0
+    assert "not checked here: /cluster/only.jsonl not on this machine" in capsys.readouterr().out
 
 
 def test_unreachable_address_is_named_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:

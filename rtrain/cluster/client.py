@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rtrain.errors import UserError
 from rtrain.transport import cleartext_host
 
 ADDRESS_ENV = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
@@ -22,7 +23,7 @@ START_HINT = (
 )
 
 
-class ClusterError(RuntimeError):
+class ClusterError(UserError, RuntimeError):
     """The cluster cannot be reached or refused a request; the message names the address and the fix."""
 
 

@@ -11,12 +11,7 @@ stopped, 2 for a bad config, an unreachable cluster or a refused request.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-from rtrain.cluster.client import ClusterError
-from rtrain.cluster.storage import StorageError
-from rtrain.config.load import ConfigError
 
 
 def _address(parser: argparse.ArgumentParser) -> None:
@@ -98,17 +93,13 @@ def run_submit(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         allow_insecure_http=args.allow_insecure_http,
     )
-    try:
-        submitted = submit_job(args.job, args.overrides, options)
-        if submitted is None or not args.follow:
-            return 0
-        client, _ = connect(submitted.address, args.allow_insecure_http)
-        final = jobs.follow(client, submitted.job_id)
-        print(f"{submitted.job_id}: {final}")
-        return 0 if final == "SUCCEEDED" else 1
-    except (ConfigError, ClusterError, StorageError) as err:
-        print(f"rtrain submit: {err}", file=sys.stderr)
-        return 2
+    submitted = submit_job(args.job, args.overrides, options)
+    if submitted is None or not args.follow:
+        return 0
+    client, _ = connect(submitted.address, args.allow_insecure_http)
+    final = jobs.follow(client, submitted.job_id)
+    print(f"{submitted.job_id}: {final}")
+    return 0 if final == "SUCCEEDED" else 1
 
 
 def add_jobs_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,24 +130,20 @@ def run_jobs(args: argparse.Namespace) -> int:
     from rtrain.cluster import jobs
     from rtrain.cluster.client import connect
 
-    try:
-        client, _ = connect(args.address, args.allow_insecure_http)
-        if args.action == "list":
-            jobs.list_jobs(client)
-        elif args.action == "status":
-            jobs.status(client, args.job_id)
-        elif args.action == "logs" and args.follow:
-            final = jobs.follow(client, args.job_id)
-            print(f"{args.job_id}: {final}")
-            return 0 if final == "SUCCEEDED" else 1
-        elif args.action == "logs":
-            jobs.logs(client, args.job_id)
-        elif args.action == "stop":
-            final = jobs.stop(client, args.job_id, wait_s=args.wait)
-            print(f"{args.job_id}: {final}")
-        elif args.action == "fetch":
-            jobs.fetch(client, args.job_id, args.out, sub=args.part)
-        return 0
-    except (ClusterError, StorageError) as err:
-        print(f"rtrain jobs {args.action}: {err}", file=sys.stderr)
-        return 2
+    client, _ = connect(args.address, args.allow_insecure_http)
+    if args.action == "list":
+        jobs.list_jobs(client)
+    elif args.action == "status":
+        jobs.status(client, args.job_id)
+    elif args.action == "logs" and args.follow:
+        final = jobs.follow(client, args.job_id)
+        print(f"{args.job_id}: {final}")
+        return 0 if final == "SUCCEEDED" else 1
+    elif args.action == "logs":
+        jobs.logs(client, args.job_id)
+    elif args.action == "stop":
+        final = jobs.stop(client, args.job_id, wait_s=args.wait)
+        print(f"{args.job_id}: {final}")
+    elif args.action == "fetch":
+        jobs.fetch(client, args.job_id, args.out, sub=args.part)
+    return 0

@@ -6,6 +6,7 @@ from the validated job; parameters and the memory estimate from `rtrain.cluster.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Sequence
@@ -71,6 +72,31 @@ def build_plan(job: JobConfig, config_dirs: Sequence[Path] = (), gpus_per_node: 
     )
 
 
+def check_data(job: JobConfig, project: Path) -> str:
+    """Validate and read the job's pair files here, as `rtrain train` would, when they are on this machine.
+
+    Relative paths travel with the working_dir, so they must exist under `project`; an absolute path
+    missing here or a URI may live on the cluster only: then the job checks it there, before training.
+    Returns the line the plan shows; a bad row or a missing relative file is a UserError naming it.
+    """
+    from rtrain.data.mix import configured_sources, load_pool
+
+    files = [f for source in configured_sources(job.data) for f in source.files]
+    elsewhere = [f for f in files if "://" in f or (Path(f).is_absolute() and not Path(f).exists())]
+    missing = [f for f in files if f not in elsewhere and not (project / f).exists()]
+    if missing:
+        raise ConfigError(
+            f"data files {missing} do not exist under {project}; relative paths are shipped with the "
+            "working_dir, so fix data.sources / data.train_files (or give the cluster's absolute path)"
+        )
+    if elsewhere:
+        return f"not checked here: {', '.join(elsewhere[:3])} not on this machine (the job checks them first)"
+    with contextlib.chdir(project):
+        pool = load_pool(job.data, job.loss.negatives_per_query, job.train.seed)
+    read = sum(pool.rows_read.values())
+    return f"{len(pool.table):,} rows usable of {read:,} read from {len(files)} path(s), every row validated here"
+
+
 def _gib(n: int) -> str:
     return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / 1024**2:.1f} MiB"
 
@@ -79,12 +105,14 @@ def _m(n: int) -> str:
     return f"{n / 1e6:.1f}M"
 
 
-def format_plan(spec: JobSpec, plan: Plan | None, entry: str) -> str:
+def format_plan(spec: JobSpec, plan: Plan | None, entry: str, data: str | None = None) -> str:
     """The plan as aligned text lines (a Tune file, which has no single plan, gets one line)."""
     job = spec.train_job
     if job is None or plan is None:  # a Tune file: plans are per trial
         return f"{spec.source}: {spec.kind} file validated; each trial's plan depends on its sampled values"
     rows = [("job", f"{spec.source} -> rtrain {spec.kind} ({job.name})")]
+    if data is not None:
+        rows.append(("data", data))
     device = "GPU" if plan.use_gpu else "CPU"
     where = f", {plan.nodes} node(s) at {plan.gpus_per_node} GPUs" if plan.use_gpu else ""
     rows.append(

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rtrain.errors import UserError
+
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 NOT_STORAGE_SCHEMES = ("pkg://", "http://", "https://", "ray://")
 
 
-class StorageError(RuntimeError):
+class StorageError(UserError, RuntimeError):
     """A storage URI that cannot be opened or written; the message names the URI and the fix."""
 
 

@@ -26,7 +26,7 @@ from rtrain.cluster.package import (
     shipped_path,
     stage_working_dir,
 )
-from rtrain.cluster.plan import build_plan, format_plan
+from rtrain.cluster.plan import build_plan, check_data, format_plan
 from rtrain.cluster.spec import JobSpec, prepare_job
 
 METADATA_OUTPUTS = "rtrain_outputs"  # job metadata keys `rtrain jobs` reads back
@@ -84,11 +84,14 @@ def submit_job(
     spec = prepare_job(job_file, overrides, staging_root=options.staging_root, variant=options.variant)
     config_rel = shipped_path(spec, options.project) if not options.image else f"{CONFIG_DIR}/{spec.kind}.yaml"
     entry = entrypoint(spec, config_rel, inline=bool(options.image), sync_every=options.sync_every)
+    data = check_data(spec.train_job, options.project.resolve()) if spec.train_job else None
     if options.dry_run:
         dirs = config_dirs(spec, options.project)
         plan = build_plan(spec.train_job, dirs, options.gpus_per_node) if spec.train_job else None
-        print(format_plan(spec, plan, entry), file=out)
+        print(format_plan(spec, plan, entry, data), file=out)
         return None
+    if data is not None:
+        print(f"data: {data}", file=out)
     for note in spec.notes:
         print(f"note: {note}", file=out)
     environ = os.environ if environ is None else environ

@@ -15,12 +15,26 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from rtrain.config.schema import JobConfig
+from rtrain.errors import UserError, problems_message
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that cannot be used; the message lists every problem with its key and the fix."""
+
+
+def yaml_where(err: yaml.YAMLError) -> str:
+    """`:LINE:COLUMN` (1-based) of a YAML syntax error, or '' when PyYAML gives no position."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's reason on one line (its message spans several, with a caret drawing)."""
+    parts = [getattr(err, "context", None), getattr(err, "problem", None)]
+    text = "; ".join(p for p in parts if p) or str(err).splitlines()[0]
+    return f"{text}; check the quoting and indentation there"
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -31,7 +45,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML ({err})") from None
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({yaml_problem(err)})") from None
     return [part for part in key.strip().split(".")], value
 
 
@@ -83,7 +97,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}{yaml_where(err)}: not valid YAML: {yaml_problem(err)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     return data
@@ -102,20 +116,20 @@ def _allowed_keys(schema: type[BaseModel], loc: Sequence[str | int]) -> list[str
 
 def format_validation_error(err: ValidationError, schema: type[BaseModel], where: str) -> str:
     """One line per problem: key, offending value, what is allowed."""
-    lines = [f"{where}: {len(err.errors())} problem(s):"]
+    lines = []
     for e in err.errors():
         loc = [p for p in e["loc"] if p != "__root__"]
         key = ".".join(str(p) for p in loc) or "(top level)"
         if e["type"] == "extra_forbidden":
             allowed = _allowed_keys(schema, loc)
-            lines.append(f"  {key} = {e['input']!r}: unknown key; allowed here: {', '.join(allowed)}")
+            lines.append(f"{key} = {e['input']!r}: unknown key; allowed here: {', '.join(allowed)}")
         elif e["type"] == "missing":
-            lines.append(f"  {key}: required key is missing")
+            lines.append(f"{key}: required key is missing")
         else:
             msg = e["msg"].removeprefix("Value error, ")
             value = "" if e["type"] == "value_error" and not loc else f" = {e['input']!r}"
-            lines.append(f"  {key}{value}: {msg}")
-    return "\n".join(lines)
+            lines.append(f"{key}{value}: {msg}")
+    return problems_message(where, lines)
 
 
 def read_source(source: str | Path | Mapping[str, Any], name: str) -> tuple[dict[str, Any], str]:

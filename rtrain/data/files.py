@@ -17,13 +17,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rtrain.data.schema import PAIR_SCHEMA, REQUIRED_STR, row_problems
+from rtrain.errors import UserError, problems_message
 
 SUFFIXES = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
 FOLDER_SUFFIXES = (".parquet", ".jsonl")
 MAX_LISTED = 20
 
 
-class PairDataError(ValueError):
+class PairDataError(UserError, ValueError):
     """Pair files that cannot be trained on; the message lists where and why."""
 
 
@@ -113,6 +114,11 @@ def iter_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str | No
     if missing:
         yield f"{path}", None, f"missing column(s) {missing}; the pair schema is {PAIR_SCHEMA.names}"
         return
+    types = {c: parquet.schema_arrow.field(c).type for c in REQUIRED_STR}
+    wrong = [f"{c} ({t})" for c, t in types.items() if not (pa.types.is_string(t) or pa.types.is_large_string(t))]
+    if wrong:
+        yield f"{path}", None, f"column(s) {', '.join(wrong)} must hold strings: write them as string columns"
+        return
     index = 0
     for batch in parquet.iter_batches(batch_size=8192):
         for row in batch.to_pylist():
@@ -159,9 +165,8 @@ def validate_pair_files(paths: list[str], negatives_per_query: int) -> tuple[lis
             f"or mine more negatives"
         )
     if problems:
-        shown = problems[:MAX_LISTED]
-        more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-        raise PairDataError(f"{len(problems)} problem(s) in the training pairs:\n  " + "\n  ".join(shown) + more)
+        where = "" if len(problems) == 1 else "the pair files"  # one problem names its own file and line
+        raise PairDataError(problems_message(where, problems, limit=MAX_LISTED))
     if stats.rows == 0:
         raise PairDataError(f"no training pairs in {stats.files}; the files are empty")
     return files, stats

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rtrain.config.load import ConfigError
+from rtrain.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ HUB_ENDPOINT = "https://huggingface.co"
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
-class HubUnreachableError(ConnectionError):
+class HubUnreachableError(UserError, ConnectionError):
     """The Hugging Face hub cannot be used, so mteb hub tasks cannot load their data."""
 
 
@@ -227,47 +227,43 @@ def run(args: argparse.Namespace) -> int:
     from rtrain.eval.encoders import load_encoder
     from rtrain.eval.suite import build_tasks, load_suite, run_suite
 
+    if args.suite is None and not args.mteb:
+        raise ConfigError("needs --suite SUITE.yaml (local tasks) and/or --mteb TASKS (hub tasks)")
+    if args.overrides and args.suite is None:
+        raise ConfigError("--set overrides apply to a suite: give --suite too")
+    specs = parse_model_args(args.models)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads {args.threads}: give a positive number of CPU threads")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    suite = load_suite(args.suite, args.overrides) if args.suite else None
     try:
-        if args.suite is None and not args.mteb:
-            raise ConfigError("rtrain eval needs --suite SUITE.yaml (local tasks) and/or --mteb TASKS (hub tasks)")
-        if args.overrides and args.suite is None:
-            raise ConfigError("--set overrides apply to a suite: give --suite too")
-        specs = parse_model_args(args.models)
-        if args.threads is not None:
-            if args.threads < 1:
-                raise ConfigError(f"--threads {args.threads}: give a positive number of CPU threads")
-            import torch
+        built = build_tasks(suite) if suite else None
+    except ValueError as err:  # unusable data (nothing left after skips, unaligned files, ...)
+        raise ConfigError(f"suite {args.suite}: {err}") from None
+    hub_tasks = load_mteb_tasks(args.mteb, args.hub_timeout) if args.mteb else None
+    if args.ray_workers:
+        from rtrain.eval.ray_encode import RayDataEncoder
 
-            torch.set_num_threads(args.threads)
-        suite = load_suite(args.suite, args.overrides) if args.suite else None
-        try:
-            built = build_tasks(suite) if suite else None
-        except ValueError as err:  # unusable data (nothing left after skips, unaligned files, ...)
-            raise ConfigError(f"suite {args.suite}: {err}") from None
-        hub_tasks = load_mteb_tasks(args.mteb, args.hub_timeout) if args.mteb else None
-        if args.ray_workers:
-            from rtrain.eval.ray_encode import RayDataEncoder
-
-            models = {
-                name: RayDataEncoder(
-                    path,
-                    args.ray_workers,
-                    pooling=args.pooling,
-                    use_gpu=args.ray_gpu,
-                    cpus_per_worker=args.ray_cpus_per_worker,
-                )
-                for name, path in specs.items()
-            }
-        else:
-            models = {name: load_encoder(path, pooling=args.pooling) for name, path in specs.items()}
-        args.out.mkdir(parents=True, exist_ok=True)
-        if suite is not None:
-            outcome = run_suite(suite, models, args.out, built=built)
-            print(outcome["summary"])
-        if hub_tasks is not None:
-            print(_run_mteb(hub_tasks, models, args.out, args.batch_size or 32))
-        print(f"results: {args.out}")
-        return 0
-    except (ConfigError, FileNotFoundError, HubUnreachableError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        models = {
+            name: RayDataEncoder(
+                path,
+                args.ray_workers,
+                pooling=args.pooling,
+                use_gpu=args.ray_gpu,
+                cpus_per_worker=args.ray_cpus_per_worker,
+            )
+            for name, path in specs.items()
+        }
+    else:
+        models = {name: load_encoder(path, pooling=args.pooling) for name, path in specs.items()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    if suite is not None:
+        outcome = run_suite(suite, models, args.out, built=built)
+        print(outcome["summary"])
+    if hub_tasks is not None:
+        print(_run_mteb(hub_tasks, models, args.out, args.batch_size or 32))
+    print(f"results: {args.out}")
+    return 0

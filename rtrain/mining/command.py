@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 from rtrain.config.load import ConfigError, load_yaml, resolve
-from rtrain.data.files import PairDataError
 from rtrain.mining.config import MineConfig
-from rtrain.mining.inputs import MiningError
 
 OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=")
 
@@ -127,16 +124,11 @@ def run(args: argparse.Namespace) -> int:
     from rtrain.mining.run import mine
 
     paths, overrides = split_items(args.items)
-    try:
-        if not paths:
-            raise ConfigError(
-                f"rtrain mine: no pair files given (only overrides {overrides}); "
-                f"name pair files or folders first, e.g. rtrain mine synth/train.parquet --model ..."
-            )
-        cfg = load_config(args, overrides)
-        manifest = mine(paths, cfg, args.out)
-    except (ConfigError, PairDataError, MiningError, FileNotFoundError) as err:
-        print(f"rtrain mine: {err}", file=sys.stderr)
-        return 2
+    if not paths:
+        raise ConfigError(
+            f"no pair files given (only overrides {overrides}); "
+            f"name pair files or folders first, e.g. rtrain mine synth/train.parquet --model ..."
+        )
+    manifest = mine(paths, load_config(args, overrides), args.out)
     _print_summary(manifest, args.out)
     return 0

@@ -16,9 +16,10 @@ import pyarrow.parquet as pq
 
 from rtrain.data.files import iter_rows, validate_pair_files
 from rtrain.data.schema import normalize_row
+from rtrain.errors import UserError
 
 
-class MiningError(ValueError):
+class MiningError(UserError, ValueError):
     """Inputs or settings mining cannot use; the message names the file, key or value and the fix."""
 
 

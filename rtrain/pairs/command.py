@@ -9,13 +9,10 @@ one of skipped counts by reason.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-from rtrain.config.load import ConfigError
 from rtrain.pairs.spec import load_spec
-from rtrain.pairs.textio import CorpusError
 from rtrain.pairs.write import MANIFEST, PairsBuild, build_pairs
 
 
@@ -75,10 +72,6 @@ def print_summary(build: PairsBuild, out: Path, wall: float) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the pairs per the parsed arguments; 0 on success, 2 on a bad spec or corpus."""
     started = time.perf_counter()
-    try:
-        build = build_pairs(load_spec(args.spec, args.overrides), args.out)
-    except (ConfigError, CorpusError) as err:
-        print(f"rtrain pairs: {err}", file=sys.stderr)
-        return 2
+    build = build_pairs(load_spec(args.spec, args.overrides), args.out)
     print_summary(build, args.out, time.perf_counter() - started)
     return 0

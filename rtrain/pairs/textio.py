@@ -11,13 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rtrain.errors import UserError
 from rtrain.pairs.spec import PairsSpec
 from rtrain.pairs.spec_base import eval_folder_in, eval_guard_message
 
 MAX_EXAMPLES = 3
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError, ValueError):
     """A corpus that cannot be turned into pairs; the message names the file (and line) and the fix."""
 
 

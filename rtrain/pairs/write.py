@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from rtrain.data.schema import rows_to_table
+from rtrain.errors import problems_message
 from rtrain.pairs.mapped import read_hf_dataset, read_pair_files
 from rtrain.pairs.monolingual import read_monolingual
 from rtrain.pairs.parallel import read_parallel
@@ -158,7 +159,7 @@ def check_inputs(spec: PairsSpec) -> None:
             except CorpusError as err:
                 problems.append(f"source {src.name!r}: {err}")
     if problems:
-        raise CorpusError(f"{len(problems)} input problem(s):\n  " + "\n  ".join(problems))
+        raise CorpusError(problems_message("the spec's inputs", problems))
 
 
 def _previous_outputs(out: Path) -> list[Path]:

@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rtrain.errors import UserError
+
 MARKERS = ".stages"
 
 
-class StageError(RuntimeError):
+class StageError(UserError, RuntimeError):
     """A stage cannot run as configured (e.g. its output folder holds files it did not write)."""
 
 

@@ -8,14 +8,12 @@ override is parsed with yaml.safe_load, so `languages=[en,de]`, `languages=4`, `
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from rtrain.config.load import ConfigError, load_yaml, resolve
 from rtrain.synth.config import SynthConfig
 from rtrain.synth.generate import RAY_ROW_THRESHOLD, generate
-from rtrain.synth.templates import TemplateError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,18 +72,9 @@ def _print_summary(manifest: dict[str, Any], out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate per the parsed arguments; 0 on success, 2 on a bad config or template."""
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as err:
-        print(f"rtrain synth: {err}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.overrides)
     if args.out.exists() and not args.out.is_dir():
-        print(f"rtrain synth: --out {args.out} is a file; name a folder for train/heldout.parquet", file=sys.stderr)
-        return 2
-    try:
-        manifest = generate(cfg, args.out, ray_threshold=args.ray_threshold)
-    except TemplateError as err:
-        print(f"rtrain synth: {err}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--out {args.out} is a file; name a folder for train/heldout.parquet")
+    manifest = generate(cfg, args.out, ray_threshold=args.ray_threshold)
     _print_summary(manifest, args.out)
     return 0

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from rtrain.errors import UserError
 from rtrain.synth.spec import KINDS, MIN_PHRASINGS, SECTIONS, section_rules
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -35,7 +36,7 @@ LangTemplates = dict[str, dict[str, tuple[str, ...]]]
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class TemplateError(ValueError):
+class TemplateError(UserError, ValueError):
     """A template file is malformed; the message names the file, the key and the slot."""
 
 

@@ -93,13 +93,13 @@ def train(
             raise ConfigError(
                 f"run dir {run_dir} already exists: continue it with --resume {run_dir}, or set output.name"
             )
-        made = not run_dir.exists()
+        made = next((p for p in (*reversed(run_dir.parents), run_dir) if not p.exists()), None)
         run_dir.mkdir(parents=True, exist_ok=True)
         try:
             plan, mix = plan_training(cfg, run_dir)  # reads and checks every row before the run is recorded
         except BaseException:
-            if made:  # the run dir this call made (planning wrote only data/ into it): the corrected rerun is new
-                shutil.rmtree(run_dir, ignore_errors=True)
+            if made is not None:  # the folders this call made (planning wrote only data/): the rerun is new
+                shutil.rmtree(made, ignore_errors=True)
             raise
         write_job(run_dir, cfg)
     else:

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rtrain.config.load import load_yaml
+from rtrain.config.load import ConfigError, load_yaml
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the study or ablations; 0 when every trial ran, 1 when any failed, 130 when interrupted."""
     if args.retry_failed and not args.resume_study:
-        print("error: --retry-failed goes with --resume", file=sys.stderr)
-        return 2
+        raise ConfigError("--retry-failed goes with --resume: rtrain tune STUDY --resume --retry-failed")
     if "studies" in load_yaml(args.study):
         from rtrain.tune.ablations import load_ablations
         from rtrain.tune.ablations_run import StudyInterrupted, run_ablations

@@ -31,6 +31,7 @@ from rtrain.config.load import (
     resolve_job,
 )
 from rtrain.config.schema import JobConfig
+from rtrain.errors import problems_message
 from rtrain.tune.schema import StudyConfig
 
 PLACEHOLDER = re.compile(r"\{(study|synth\.[A-Za-z0-9_-]+)\}")
@@ -247,7 +248,7 @@ def _check_against_job(study: Study) -> None:
             "eval: {suite: ...} to the base job or overrides, or set metric: loss with mode: min"
         )
     if problems:
-        raise ConfigError(f"{study.where}: {len(problems)} problem(s):\n" + "\n".join(problems))
+        raise ConfigError(problems_message(study.where, problems))
 
 
 def load_study(

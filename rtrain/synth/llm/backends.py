@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from rtrain.errors import UserError
 
-class BackendError(RuntimeError):
+
+class BackendError(UserError, RuntimeError):
     """The backend cannot produce replies (server down after retries, bad model path, 4xx); names the fix."""
 
 

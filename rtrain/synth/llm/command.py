@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rtrain.config.load import ConfigError, resolve
-from rtrain.synth.llm.backends import BackendError
+from rtrain.config.load import resolve
 from rtrain.synth.llm.config import LLMSynthConfig
 from rtrain.synth.llm.generate import generate_llm
 
@@ -61,12 +60,7 @@ def _print_summary(manifest: dict[str, Any], out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate per the parsed arguments; see the module docstring for exit codes."""
-    try:
-        cfg = load_config(args.config, args.overrides)
-        manifest = generate_llm(cfg, args.out)
-    except (ConfigError, BackendError) as err:
-        print(f"rtrain synth-llm: {err}", file=sys.stderr)
-        return 2
+    manifest = generate_llm(load_config(args.config, args.overrides), args.out)
     _print_summary(manifest, args.out)
     if manifest["generated"] == 0:
         print(

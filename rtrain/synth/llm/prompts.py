@@ -18,12 +18,12 @@ from functools import lru_cache
 from pathlib import Path
 from string import Template
 
-import yaml
 from babel import Locale, UnknownLocaleError
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from rtrain.config.strict import StrictModel
 from rtrain.data.schema import TASKS
+from rtrain.errors import UserError
 
 PROMPTS_FILE = Path(__file__).with_name("prompts.yaml")
 BRAINSTORM_PLACEHOLDERS = frozenset({"num_tasks"})
@@ -31,7 +31,7 @@ EXAMPLE_PLACEHOLDERS = frozenset({"task", "language", "target_language"})
 OUTPUT_KEYS = ("user_query", "positive_document", "hard_negative_document")
 
 
-class PromptError(ValueError):
+class PromptError(UserError, ValueError):
     """A prompt file that cannot be used; the message names the file, the key and the fix."""
 
 
@@ -113,15 +113,12 @@ class PromptSet(StrictModel):
 
 @lru_cache(maxsize=8)
 def _load(path: str) -> PromptSet:
-    from rtrain.config.load import format_validation_error
+    from rtrain.config.load import format_validation_error, load_yaml
 
     file = Path(path)
     if not file.is_file():
         raise PromptError(f"prompt file {file} does not exist; fix 'prompts' or leave it null for the packaged set")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise PromptError(f"{file}: not valid YAML: {err}") from None
+    data = load_yaml(file)
     try:
         return PromptSet.model_validate(data)
     except ValidationError as err:
