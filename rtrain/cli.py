@@ -63,6 +63,14 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from rtrain.ledger import audit
+
+    report = audit(Path(args.run_dir))
+    print(report.text())
+    return 0 if report.ok else 1
+
+
 # Subcommands living next to their code: name -> (module, help, its add-arguments function, its run function).
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "eval": (
@@ -159,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="run dir (or one checkpoint folder)")
     p.add_argument("--out", required=True, help="output model folder")
     p.set_defaults(func=_export)
+
+    p = sub.add_parser(
+        "audit",
+        help="prove from a run's ledger (output.ledger=true) that every planned row was trained on exactly once",
+    )
+    p.add_argument("run_dir", help="run dir")
+    p.set_defaults(func=_audit)
 
     for name, (module, help_, add, run) in COMMANDS.items():
         command = importlib.import_module(module)

@@ -11,11 +11,10 @@ import pytest
 import yaml
 from sentence_transformers import SentenceTransformer
 
-from rtrain.checkpoint import LOG_FILE, checkpoint_embedding_model, latest_checkpoint, load_trainer_state
+from rtrain.checkpoint import LOG_FILE, checkpoint_embedding_model, load_trainer_state
 from rtrain.cli import main
 from rtrain.config import ConfigError, resolve_job
 from rtrain.data.files import PairDataError
-from rtrain.train.loop import CRASH_ENV
 from rtrain.train.trainer import train
 
 from tiny import FAKE_WANDB_KEY, job_dict, pair_rows, write_jsonl
@@ -86,54 +85,6 @@ def test_wandb_offline_run_and_no_secret_anywhere(deepspeed_run) -> None:
     assert len(runs) == 1, runs  # rank 0 only
     assert "data_mix" in all_text(runs[0])  # the realised mix is part of the run's config
     assert FAKE_WANDB_KEY not in all_text(outcome.run_dir)
-
-
-def test_ddp_gradcache_accumulation_recovers_from_worker_failure(
-    tiny_model: Path, tiny_pairs: Path, tmp_path: Path, ray_local, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(CRASH_ENV, "5")
-    cfg = resolve_job(
-        job_dict(
-            tiny_model,
-            tiny_pairs,
-            tmp_path,
-            train={
-                "backend": "ddp",
-                "max_steps": 10,
-                "checkpoint_every_steps": 4,
-                "log_every_steps": 1,
-                "gradient_accumulation_steps": 2,
-            },
-            loss={"cached": True, "mini_batch_size": 3, "symmetric": True},
-            scaling={"max_failures": 1},
-            output={"export": False},
-        )
-    )
-    outcome = train(cfg)
-    assert (outcome.run_dir / ".crashed").exists()
-    assert {"resumed_at_step": 4} in read_log(outcome.run_dir)  # the crash at 5 restarted from the checkpoint at 4
-    assert logged_steps(outcome.run_dir) == list(range(1, 11))
-    assert load_trainer_state(outcome.checkpoint)["step"] == 10
-    assert (outcome.checkpoint / "torch_engine.pt").is_file()
-
-
-def test_resume_a_crashed_run_reaches_the_planned_steps(
-    tiny_model: Path, tiny_pairs: Path, tmp_path: Path, ray_local, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(CRASH_ENV, "7")
-    job = tmp_path / "job.yaml"
-    job.write_text(
-        yaml.safe_dump(job_dict(tiny_model, tiny_pairs, tmp_path / "runs", train={"checkpoint_every_steps": 3}))
-    )
-    with pytest.raises(Exception, match="simulated worker failure"):
-        main(["train", str(job), "output.export=false"])
-    run_dir = tmp_path / "runs" / "run"
-    assert load_trainer_state(latest_checkpoint(run_dir))["step"] == 6
-    assert main(["train", "--resume", str(run_dir)]) == 0
-    assert {"resumed_at_step": 6} in read_log(run_dir)
-    assert logged_steps(run_dir) == [4, 8, 12, 16]  # crashed at 7, resumed from 6, same final step as planned
-    assert main(["export", str(run_dir), "--out", str(tmp_path / "exported")]) == 0
-    assert (tmp_path / "exported" / "modules.json").is_file()
 
 
 def test_bad_inputs_fail_before_workers_start(tiny_model: Path, tiny_pairs: Path, tmp_path: Path) -> None:

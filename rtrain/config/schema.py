@@ -190,6 +190,11 @@ class OutputConfig(_Section):
     name: str | None = Field(None, description="Run name; default: the job name plus a timestamp.")
     num_checkpoints_to_keep: int = Field(2, ge=1, description="Best checkpoints kept (by eval_score, else latest).")
     export: bool = Field(True, description="Export a merged sentence-transformers model at the end.")
+    ledger: bool = Field(
+        False,
+        description="Write each rank's consumption ledger (the stream rows of every micro-batch) to <run>/ledger/; "
+        "`rtrain audit RUN` then proves every planned row was trained on exactly once.",
+    )
 
 
 class EvalConfig(_Section):

@@ -25,3 +25,4 @@ TEXT_GROUPS: tuple[TextGroup, ...] = (QUERY, POSITIVE, NEGATIVE)  # the order th
 P_HASH = "p_hash"  # (B,) int64 text hash of each positive (false-negative masking)
 N_HASH = "n_hash"  # (B*k,) int64 text hash of each negative; absent when k = 0
 GROUP = "group"  # (B,) int64 task/source id of each row (the homogeneous-batch check); optional
+ROW = "row"  # (B,) int64 position of each row in its rank's planned stream (the ledger, resume); optional

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from rtrain.config.load import ConfigError
 from rtrain.config.schema import JobConfig
+from rtrain.data.batch import ROW
 from rtrain.data.mix import Pool, configured_sources, epoch_sizes, load_pool, sample_epoch
 
 MIX_DIR = "data"  # under the run dir: the planned per-rank streams and the mix manifest
@@ -122,17 +123,20 @@ def plan_mix(cfg: JobConfig, world: int, out_dir: Path) -> MixPlan:
     paths = [out_dir / f"rank-{r:05d}.parquet" for r in range(world)]
     schema = pa.schema(
         [
+            ("id", pa.string()),
             ("query", pa.string()),
             ("positive", pa.string()),
             ("negatives", pa.list_(pa.string())),
             ("instruction", pa.string()),
             ("group", pa.int32()),
+            (ROW, pa.int64()),
         ]
     )
     writers = [pq.ParquetWriter(p, schema) for p in paths]
     epochs: list[dict[str, Any]] = []
     epoch_ends: list[int] = []
     steps_done, epoch = 0, 0
+    written = [0] * world  # rows in each rank's stream so far
     first_rows = np.array([], dtype=np.int64)
     try:
         while True:
@@ -151,7 +155,7 @@ def plan_mix(cfg: JobConfig, world: int, out_dir: Path) -> MixPlan:
                 padded.update(
                     {i * batch + pos: negs for pos, negs in pad_negatives(b, negatives, positives, k).items()}
                 )
-            _write_epoch(writers, pool.table, group_of_row, batches, padded, cfg, world)
+            _write_epoch(writers, pool.table, group_of_row, batches, padded, cfg, world, written)
             rows = np.concatenate(batches)
             if epoch == 0:
                 first_rows = rows
@@ -169,6 +173,8 @@ def plan_mix(cfg: JobConfig, world: int, out_dir: Path) -> MixPlan:
     manifest = {
         "world_size": world,
         "global_batch": batch,
+        "batch_size_per_worker": cfg.train.batch_size_per_worker,
+        "accumulation": cfg.train.gradient_accumulation_steps,
         "sources": [
             {
                 "name": s.name,
@@ -202,19 +208,23 @@ def _write_epoch(
     padded: dict[int, list[str]],
     cfg: JobConfig,
     world: int,
+    written: list[int],
 ) -> None:
-    """Append one epoch to every rank's stream: rank r takes micro-batch slots r, r + world, ..."""
+    """Append one epoch to every rank's stream: rank r takes micro-batch slots r, r + world, ...
+    Each row carries its position in the stream (`row`), counted on from `written[r]`."""
     b = cfg.train.batch_size_per_worker
     stacked = np.stack(batches).reshape(len(batches), -1, world, b)  # (steps, accum, world, b)
     slots = np.arange(stacked.size).reshape(stacked.shape)  # (steps, accum, world, b)
     for r, writer in enumerate(writers):
         rows = stacked[:, :, r, :].reshape(-1)  # (steps * accum * b,) in training order
-        part = table.take(pa.array(rows)).select(["query", "positive", "negatives", "instruction"])
+        part = table.take(pa.array(rows)).select(["id", "query", "positive", "negatives", "instruction"])
         if padded:
             negs = part["negatives"].to_pylist()
             negs = [padded.get(int(slot), n) for slot, n in zip(slots[:, :, r, :].reshape(-1), negs)]
-            part = part.set_column(2, "negatives", pa.array(negs, pa.list_(pa.string())))
+            part = part.set_column(3, "negatives", pa.array(negs, pa.list_(pa.string())))
         part = part.append_column("group", pa.array(group_of_row[rows], pa.int32()))
+        part = part.append_column(ROW, pa.array(np.arange(written[r], written[r] + len(rows)), pa.int64()))
+        written[r] += len(rows)
         writer.write_table(part)
 
 

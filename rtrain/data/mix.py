@@ -27,7 +27,7 @@ from rtrain.config.schema import DataConfig, SourceConfig
 from rtrain.data.files import file_format, iter_rows, validate_pair_files
 from rtrain.data.schema import rows_to_table
 
-COLUMNS = ["query", "positive", "negatives", "instruction", "task", "query_lang", "source"]
+COLUMNS = ["id", "query", "positive", "negatives", "instruction", "task", "query_lang", "source"]
 
 
 @dataclass

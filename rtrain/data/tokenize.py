@@ -16,7 +16,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from rtrain.config.schema import ModelConfig
-from rtrain.data.batch import GROUP, N_HASH, NEGATIVE, P_HASH, POSITIVE, QUERY, TEXT_GROUPS
+from rtrain.data.batch import GROUP, N_HASH, NEGATIVE, P_HASH, POSITIVE, QUERY, ROW, TEXT_GROUPS
 from rtrain.models.loading import resolve_model_path
 
 
@@ -79,8 +79,9 @@ class PairTokenizer:
             P_HASH: pa.array([text_hash(p) for p in positives], pa.int64()),
             N_HASH: pa.array([[text_hash(n) for n in row] for row in negatives], pa.list_(pa.int64())),
         }
-        if GROUP in batch.column_names:  # the planner's task/source id, for the homogeneity check
-            columns[GROUP] = batch.column(GROUP)
+        for key in (GROUP, ROW):  # the planner's task/source id and stream position, passed through
+            if key in batch.column_names:
+                columns[key] = batch.column(key)
         return pa.table(columns)
 
 
@@ -107,8 +108,9 @@ class PairCollator:
         out[QUERY.ids], out[QUERY.mask] = _pad(list(batch["q_ids"]), self.pad_id)  # (B, Lq)
         out[POSITIVE.ids], out[POSITIVE.mask] = _pad(list(batch["p_ids"]), self.pad_id)  # (B, Ld)
         out[P_HASH] = torch.tensor(np.asarray(batch[P_HASH], dtype=np.int64))  # (B,)
-        if GROUP in batch:
-            out[GROUP] = torch.as_tensor(np.asarray(batch[GROUP], dtype=np.int64))  # (B,) task/source index
+        for key in (GROUP, ROW):  # (B,) task/source index; (B,) position in the rank's stream
+            if key in batch:
+                out[key] = torch.as_tensor(np.asarray(batch[key], dtype=np.int64))
         if self.k > 0:
             negs = [n for row in batch["n_ids"] for n in list(row)]
             if len(negs) != self.k * len(batch["q_ids"]):

@@ -80,6 +80,9 @@ class MineStage(_Section):
     config: MineConfig
 
 
+STAGE_SET_OUTPUT = ("storage_path", "name", "export")  # the train stage's run dir is its output; export is a stage
+
+
 class TrainStage(_Section):
     """Train a job (rtrain.config.JobConfig without `output`, which the stage sets).
 
@@ -95,8 +98,9 @@ class TrainStage(_Section):
 
     @model_validator(mode="after")
     def _job_sets_no_stage_keys(self) -> TrainStage:
-        data = self.job.get("data") or {}
-        clash = [k for k in ("output",) if k in self.job] + (["data.train_files"] if "train_files" in data else [])
+        data, output = self.job.get("data") or {}, self.job.get("output") or {}
+        clash = [f"output.{k}" for k in STAGE_SET_OUTPUT if k in output]
+        clash += ["data.train_files"] if "train_files" in data else []
         if clash:
             raise ValueError(f"stages.train.job sets {clash}: the stage sets these from its inputs and output")
         sources = data.get("sources") or []

@@ -11,6 +11,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ import torch.distributed as dist
 
 from rtrain.checkpoint import LOG_FILE, TrainerState, checkpoint_name, restore_checkpoint, save_checkpoint
 from rtrain.config.schema import JobConfig
-from rtrain.data.batch import GROUP, QUERY
+from rtrain.data.batch import GROUP, QUERY, ROW
 from rtrain.data.dataset import dataset_name
 from rtrain.data.tokenize import PairCollator, count_tokens
+from rtrain.ledger import LedgerWriter
 from rtrain.losses.registry import backward_calls_per_batch, build_loss
 from rtrain.models.encoder import build_encoder
 from rtrain.train.engine import build_engine
@@ -31,8 +33,6 @@ from rtrain.train.step import build_anchor, train_step
 from rtrain.train.wandb_log import WandbLogger
 
 log = logging.getLogger("rtrain.train")
-
-CRASH_ENV = "RTRAIN_TEST_CRASH_AT_STEP"  # test hook: raise once at this step (marker file in the run dir)
 
 
 @dataclass
@@ -45,7 +45,6 @@ class TrainPlan:
     rows: int  # pairs per epoch
     groups: list[str]  # tasks (or sources) behind each batch's `group` ids
     data_mix: dict[str, Any] = field(default_factory=dict)  # the mix manifest (rank 0 logs it to W&B)
-    crash_at_step: int | None = None  # test hook, from $RTRAIN_TEST_CRASH_AT_STEP on the driver
 
 
 class _Meter:
@@ -77,12 +76,26 @@ class _Meter:
         return metrics
 
 
-def _maybe_crash(step: int, plan: TrainPlan) -> None:
-    """Simulate a worker failure once per run dir (tests of FailureConfig and --resume)."""
-    marker = Path(plan.run_dir) / ".crashed"
-    if step == plan.crash_at_step and not marker.exists():
-        marker.touch()
-        raise RuntimeError(f"{CRASH_ENV}={step}: simulated worker failure at step {step}")
+def seek_rows(batches: Iterator[dict[str, torch.Tensor]], row: int, rank: int) -> Iterator[dict[str, torch.Tensor]]:
+    """This rank's batches from stream position `row` on (0, or the rows its checkpoint trained on).
+
+    `rtrain train --resume` hands the workers streams that already start at `row` (the driver filtered
+    them). After an automatic restart (scaling.max_failures) Ray Train hands the same full streams as at
+    the start, so the batches before `row` are read again and skipped here.
+    """
+    skipped = 0
+    for batch in batches:
+        first = int(batch[ROW][0])
+        if first < row:
+            skipped += 1
+            continue
+        if first != row:
+            raise RuntimeError(f"rank {rank}: the stream resumes at row {first}, but the checkpoint trained {row}")
+        if skipped and rank == 0:
+            log.info(f"skipped {skipped} micro-batches trained before the restart (read again: an automatic restart)")
+        yield batch
+        break
+    yield from batches
 
 
 def _append_log(plan: TrainPlan, record: dict[str, Any]) -> None:
@@ -115,6 +128,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         log.info(f"resumed at step {state.step} (micro-batch {state.batches_done} of this rank's stream)")
         if rank == 0:
             _append_log(plan, {"resumed_at_step": state.step})
+    ledger = LedgerWriter(plan.run_dir, rank) if cfg.output.ledger else None
+    if ledger is not None:
+        ledger.start(state.step, state.batches_done)
 
     wandb = WandbLogger(cfg, plan.run_dir, enabled=rank == 0 and cfg.logging.wandb)
     evaluator = None
@@ -132,8 +148,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             drop_last=True,
         )
     )
-    for _ in range(state.batches_done):  # resume: skip what this rank already trained on
-        next(batches)
+    batches = seek_rows(batches, state.batches_done * cfg.train.batch_size_per_worker, rank)
     mixed = MixedBatchCounter(enabled=cfg.data.homogeneous_batches != "off")
     meter = _Meter()
     metrics: dict[str, float] = {}
@@ -153,6 +168,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         meter.wait += time.perf_counter() - wait_start
         mixed.add(batch.get(GROUP))
         out = train_step(engine, loss_fn, batch, anchor)
+        if ledger is not None:  # the rows Ray Data delivered, for this micro-batch of the optimizer step to come
+            ledger.batch(state.batches_done, state.step + 1, batch[ROW].tolist())
         state.batches_done += 1
         meter.loss_sum += out.loss
         if out.anchor is not None:
@@ -164,7 +181,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             continue
         state.step += 1
         mixed.end_step()
-        _maybe_crash(state.step, plan)
         last = state.step == plan.total_steps
         if state.step % cfg.train.log_every_steps == 0 or last:
             metrics = {
@@ -189,6 +205,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 wandb.log(report, state.step)
             _report(engine, cfg, state, report, rank)
     wandb.finish()
+    if ledger is not None:
+        ledger.close()
 
 
 class MixedBatchCounter:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -20,8 +19,10 @@ from rtrain.checkpoint import (
     SCORE,
     Selection,
     best_checkpoint,
+    checkpoints,
     job_file,
     load_job,
+    load_trainer_state,
     selection,
     write_job,
 )
@@ -30,7 +31,7 @@ from rtrain.config.schema import JobConfig
 from rtrain.data.dataset import build_rank_datasets
 from rtrain.data.layout import MIX_DIR, MixPlan, mix_summary, plan_mix
 from rtrain.models.loading import resolve_model_path
-from rtrain.train.loop import CRASH_ENV, TrainPlan, train_loop_per_worker
+from rtrain.train.loop import TrainPlan, train_loop_per_worker
 from rtrain.train.progress import train_progress
 
 log = logging.getLogger("rtrain")
@@ -48,7 +49,6 @@ class TrainOutcome:
 def plan_training(cfg: JobConfig, run_dir: Path) -> tuple[TrainPlan, MixPlan]:
     """Plan the data (every epoch's batches, one stream per rank, under `<run dir>/data`) and the steps."""
     mix = plan_mix(cfg, cfg.scaling.num_workers, run_dir / MIX_DIR)
-    crash = os.environ.get(CRASH_ENV)
     plan = TrainPlan(
         total_steps=mix.total_steps,
         epoch_ends=mix.epoch_ends,
@@ -56,7 +56,6 @@ def plan_training(cfg: JobConfig, run_dir: Path) -> tuple[TrainPlan, MixPlan]:
         rows=mix.rows_per_epoch,
         groups=mix.groups,
         data_mix=mix.manifest,
-        crash_at_step=int(crash) if crash else None,
     )
     return plan, mix
 
@@ -134,7 +133,7 @@ def train(
                 checkpoint_score_order="max",
             ),
         ),
-        datasets=build_rank_datasets(mix.files, cfg),
+        datasets=build_rank_datasets(mix.files, cfg, _trained_rows(run_dir, cfg) if resume is not None else 0),
         dataset_config=ray.train.DataConfig(datasets_to_split=[]),  # each rank reads its own planned stream
     )
     with train_progress(run_dir, plan.total_steps):
@@ -151,6 +150,23 @@ def train(
         model_dir = export_model(checkpoint, run_dir / EXPORT_DIR)
         log.info(f"exported sentence-transformers model: {model_dir}")
     return TrainOutcome(run_dir=run_dir, checkpoint=checkpoint, metrics=metrics, model_dir=model_dir, selection=chosen)
+
+
+def _trained_rows(run_dir: Path, cfg: JobConfig) -> int:
+    """Rows of each rank's stream that the checkpoint Ray Train resumes from trained on (0: none yet).
+
+    Ray's own record says which one that is, not the folders on disk: a checkpoint written just before a
+    kill may never have been registered, and Ray then resumes from the one before it.
+    """
+    if not checkpoints(run_dir):
+        return 0
+    try:
+        registered = ray.train.Result.from_path(str(run_dir.resolve())).checkpoint
+    except RuntimeError:  # no checkpoint_manager_snapshot.json: Ray has nothing to resume from
+        return 0
+    if registered is None:
+        return 0
+    return load_trainer_state(Path(registered.path))["batches_done"] * cfg.train.batch_size_per_worker
 
 
 def resume_job(run_dir: Path, overrides: list[str]) -> JobConfig:

@@ -1,0 +1,137 @@
+"""Soak (#15): a long run on the tiny model with a Ray Train worker SIGKILLed every few minutes.
+
+    python tests/soak.py --minutes 30 --kill-every 180 --out /tmp/rtrain-soak
+
+The run is sized to last about `--minutes` without faults (its step rate is measured on a short
+warm-up run first). While it trains, a random rank's worker (its pid from the consumption ledger) is
+killed every `--kill-every` seconds, once that attempt has trained past its first checkpoint. The
+soak passes when the run ends at its planned step and `rtrain audit` finds every planned row trained
+exactly once. It prints one summary line and writes `<out>/soak.json`. `tests/test_faults.py` runs a
+two-minute version (marked slow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rtrain.checkpoint import load_trainer_state  # noqa: E402
+from rtrain.config.load import resolve_job  # noqa: E402
+from rtrain.ledger import audit, ledger_path, read_lineage, worker_pids  # noqa: E402
+from rtrain.train.trainer import train  # noqa: E402
+
+from tiny import job_dict, make_tiny_model, pair_rows, write_jsonl  # noqa: E402
+
+CHECKPOINT_EVERY = 20
+
+
+def _job(model: Path, pairs: Path, storage: Path, name: str, steps: int, max_failures: int) -> Any:
+    return resolve_job(
+        job_dict(
+            model,
+            pairs,
+            storage,
+            train={"max_steps": steps, "checkpoint_every_steps": CHECKPOINT_EVERY, "log_every_steps": 50},
+            scaling={"num_workers": 2, "cpus_per_worker": 0.5, "max_failures": max_failures},
+            output={"storage_path": str(storage), "name": name, "export": False, "ledger": True,
+                    "num_checkpoints_to_keep": 1},  # fmt: skip
+        )
+    )
+
+
+def _attempt_step(run_dir: Path, rank: int) -> tuple[int, int]:
+    """(attempts so far, micro-batches the current attempt has trained) for one rank."""
+    path = ledger_path(run_dir, rank)
+    if not path.is_file():
+        return 0, 0
+    attempts, since = 0, 0
+    for line in path.read_text().splitlines():
+        if line.startswith('{"start"'):
+            attempts, since = attempts + 1, 0
+        elif line.startswith('{"batch"'):
+            since += 1
+    return attempts, since
+
+
+def soak(out: Path, minutes: float, kill_every: float, seed: int = 0) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    model = make_tiny_model(out / "tiny")
+    pairs = write_jsonl(pair_rows(96, negatives=1), out / "pairs.jsonl")
+    started = time.perf_counter()
+    stamp = time.strftime("%Y%m%d-%H%M%S")  # a new run dir per soak: an earlier soak's runs stay as they were
+    warm = train(_job(model, pairs, out / "runs", f"warmup-{stamp}", 40, 0))  # the step rate, Ray's start included
+    rate = 40 / (time.perf_counter() - started)
+    steps = max(CHECKPOINT_EVERY * 3, int(minutes * 60 * rate) // CHECKPOINT_EVERY * CHECKPOINT_EVERY)
+    kills_planned = int(minutes * 60 // kill_every)
+    cfg = _job(model, pairs, out / "runs", f"soak-{stamp}", steps, kills_planned + 2)
+    run_dir = out / "runs" / f"soak-{stamp}"
+    result: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: result.update(outcome=train(cfg)), daemon=True)
+    rng = random.Random(seed)
+    kills: list[dict[str, Any]] = []
+    begin = time.perf_counter()
+    thread.start()
+    next_kill = begin + kill_every
+    while thread.is_alive():
+        thread.join(timeout=1.0)
+        if time.perf_counter() < next_kill or not thread.is_alive():
+            continue
+        rank = rng.randrange(2)
+        attempts, trained = _attempt_step(run_dir, rank)
+        pid = worker_pids(run_dir).get(rank)
+        if pid is None or trained < CHECKPOINT_EVERY + 1:  # let each attempt pass a checkpoint first
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        kills.append({"at_s": round(time.perf_counter() - begin, 1), "rank": rank, "pid": pid, "attempt": attempts})
+        next_kill = time.perf_counter() + kill_every
+    wall = time.perf_counter() - begin
+    report = audit(run_dir)
+    final = load_trainer_state(result["outcome"].checkpoint)["step"] if "outcome" in result else None
+    lineages = [read_lineage(ledger_path(run_dir, r)) for r in range(2)]
+    summary = {
+        "wall_s": round(wall, 1),
+        "planned_steps": steps,
+        "final_step": final,
+        "kills": kills,
+        "attempts": [lin.attempts for lin in lineages],
+        "redone_micro_batches": [lin.discarded for lin in lineages],
+        "audit_ok": report.ok,
+        "audit": report.lines,
+        "warmup_steps_per_s": round(rate, 2),
+        "warmup_run": str(warm.run_dir),
+    }
+    (out / "soak.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="planned length of the run without faults")
+    parser.add_argument("--kill-every", type=float, default=180.0, help="seconds between worker kills")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/rtrain-soak"), help="work folder (written to)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    s = soak(args.out, args.minutes, args.kill_every, args.seed)
+    print(
+        f"soak: {s['wall_s'] / 60:.1f} min, {len(s['kills'])} worker kills, attempts per rank {s['attempts']}, "
+        f"micro-batches redone {s['redone_micro_batches']}, final step {s['final_step']}/{s['planned_steps']}, "
+        f"audit {'clean' if s['audit_ok'] else 'FAILED'} ({args.out / 'soak.json'})"
+    )
+    return 0 if s["audit_ok"] and s["final_step"] == s["planned_steps"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
