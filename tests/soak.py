@@ -43,8 +43,13 @@ def _job(model: Path, pairs: Path, storage: Path, name: str, steps: int, max_fai
             storage,
             train={"max_steps": steps, "checkpoint_every_steps": CHECKPOINT_EVERY, "log_every_steps": 50},
             scaling={"num_workers": 2, "cpus_per_worker": 0.5, "max_failures": max_failures},
-            output={"storage_path": str(storage), "name": name, "export": False, "ledger": True,
-                    "num_checkpoints_to_keep": 1},  # fmt: skip
+            output={
+                "storage_path": str(storage),
+                "name": name,
+                "export": False,
+                "ledger": True,
+                "num_checkpoints_to_keep": 1,
+            },  # fmt: skip
         )
     )
 
