@@ -14,8 +14,8 @@ alternating, best of `--repeats`; the ratio is the result.
 from __future__ import annotations
 
 import argparse
-import json
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +28,10 @@ from rtrain.data.layout import plan_mix
 from rtrain.data.tokenize import PairCollator
 from rtrain.models.loading import resolve_model_path
 from rtrain.train.loop import seek_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 WORDS = "river market school train city garden music winter letter doctor window bridge paper island".split()
 
@@ -66,7 +70,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--consumed", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/resume_seek.json"))
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md", help="writes ## resume_seek")
     args = parser.parse_args()
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -99,9 +103,21 @@ def main() -> int:
                             "speedup": round(best["replay"] / best["seek"], 1)})  # fmt: skip
             print(f"{consumed:>7,} rows consumed: replay {best['replay']:.2f} s, seek {best['seek']:.2f} s "
                   f"({results[-1]['speedup']}x)")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows_in_stream": rows, "results": results}, indent=2))
     ray.shutdown()
+    table = "\n".join(
+        f"| {r['consumed_rows']:,} | {', '.join(f'{t:.2f}' for t in r['replay_s'])} | "
+        f"{', '.join(f'{t:.2f}' for t in r['seek_s'])} | {r['speedup']}x |"
+        for r in results
+    )
+    write_section(
+        args.out,
+        "resume_seek",
+        f"## resume_seek\n\n`benchmarks/resume_seek.py --repeats {args.repeats}`, {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"this 2-core CPU machine, a stream of {rows:,} rows. "
+        + " ".join(__doc__.split("\n\n")[2].split())
+        + "\n\n| rows consumed before the resume | replay: s to the first batch | seek: s | replay / seek |\n"
+        "|---:|---|---|---:|\n" + table + "\n",
+    )
     return 0
 
 

@@ -2,8 +2,9 @@
 
 Each rank appends to `<run>/ledger/rank-NNNNN.jsonl`, flushing every line:
 - `{"start": {"step": S, "batches_done": B, "pid": P}}` when a worker (re)starts, from its checkpoint;
-- `{"batch": J, "step": S, "rows": [...]}` for every micro-batch J of its stream it trained on, with the
-  optimizer step S it belongs to and the stream positions (`row`) Ray Data actually delivered.
+- `{"batch": J, "step": S, "rows": [...], "t": T}` for every micro-batch J of its stream it trained on, with
+  the optimizer step S it belongs to, the stream positions (`row`) Ray Data actually delivered, and when
+  (Unix time).
 
 A restart resumes from a checkpoint taken at micro-batch B, so what a rank logged from B on before
 the restart was lost with the failed attempt: the audit drops it and keeps the re-trained batches.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ import pyarrow.parquet as pq
 
 from rtrain.checkpoint import checkpoints, load_trainer_state
 from rtrain.data.batch import ROW
-from rtrain.data.layout import MANIFEST, MIX_DIR
+from rtrain.data.layout import MANIFEST, MIX_DIR, rank_stream
 from rtrain.errors import UserError
 
 LEDGER_DIR = "ledger"
@@ -52,7 +54,7 @@ class LedgerWriter:
         self._write({"start": {"step": step, "batches_done": batches_done, "pid": os.getpid()}})
 
     def batch(self, index: int, step: int, rows: list[int]) -> None:
-        self._write({"batch": index, "step": step, "rows": rows})
+        self._write({"batch": index, "step": step, "rows": rows, "t": round(time.time(), 3)})
 
     def close(self) -> None:
         self._fh.close()
@@ -127,7 +129,7 @@ def audit(run_dir: str | Path) -> AuditReport:
         raise UserError(f"{run}: no {LEDGER_DIR}/; the run was trained without output.ledger=true")
     final_step = max((load_trainer_state(c)["step"] for c in checkpoints(run)), default=0)
     b = manifest["batch_size_per_worker"]
-    per_rank_batches = pq.ParquetFile(plan["files"][0]).metadata.num_rows // b
+    per_rank_batches = pq.ParquetFile(rank_stream(run / MIX_DIR, 0)).metadata.num_rows // b
     problems: list[str] = []
     lines = [f"run {run}: {world} rank(s), planned {plan['total_steps']} steps; final checkpoint at step {final_step}"]
     if final_step != plan["total_steps"]:
@@ -135,7 +137,7 @@ def audit(run_dir: str | Path) -> AuditReport:
     trained_ids: list[Counter] = [Counter() for _ in plan["epoch_ends"]]
     planned_ids: list[Counter] = [Counter() for _ in plan["epoch_ends"]]
     for rank in range(world):
-        stream = pq.read_table(plan["files"][rank], columns=["id", ROW])
+        stream = pq.read_table(rank_stream(run / MIX_DIR, rank), columns=["id", ROW])
         ids = stream["id"].to_pylist()
         path = ledger_path(run, rank)
         lineage = read_lineage(path) if path.is_file() else RankLineage()
@@ -154,7 +156,7 @@ def audit(run_dir: str | Path) -> AuditReport:
             epoch = _epoch_of(j // manifest["accumulation"], plan["epoch_ends"])
             planned_ids[epoch].update(ids[j * b : (j + 1) * b])
             for row in lineage.batches.get(j, []):
-                trained_ids[epoch][ids[row]] += 1
+                trained_ids[epoch][ids[row] if 0 <= row < len(ids) else f"(row {row}: not in the stream)"] += 1
     for epoch, (planned, trained) in enumerate(zip(planned_ids, trained_ids)):
         never = sum(1 for i in planned if trained[i] == 0)
         extra = sum(max(0, trained[i] - planned[i]) for i in trained)

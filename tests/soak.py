@@ -2,12 +2,12 @@
 
     python tests/soak.py --minutes 30 --kill-every 180 --out /tmp/rtrain-soak
 
-The run is sized to last about `--minutes` without faults (its step rate is measured on a short
-warm-up run first). While it trains, a random rank's worker (its pid from the consumption ledger) is
-killed every `--kill-every` seconds, once that attempt has trained past its first checkpoint. The
-soak passes when the run ends at its planned step and `rtrain audit` finds every planned row trained
-exactly once. It prints one summary line and writes `<out>/soak.json`. `tests/test_faults.py` runs a
-two-minute version (marked slow).
+The run is sized to last about `--minutes` without faults (its steady step rate is read from the
+train log of a short warm-up run first); each kill adds a restart on top. While it trains, a random
+rank's worker (its pid from the consumption ledger) is killed every `--kill-every` seconds, once that
+attempt has trained past its first checkpoint. The soak passes when the run ends at its planned step
+and `rtrain audit` finds every planned row trained exactly once. It prints one summary line and writes
+`<out>/soak.json`. `tests/test_faults.py` runs a two-minute version (marked slow).
 """
 
 from __future__ import annotations
@@ -32,17 +32,24 @@ from rtrain.train.trainer import train  # noqa: E402
 
 from tiny import job_dict, make_tiny_model, pair_rows, write_jsonl  # noqa: E402
 
-CHECKPOINT_EVERY = 20
+WORKERS, BATCH = 2, 8  # global batch 16
 
 
-def _job(model: Path, pairs: Path, storage: Path, name: str, steps: int, max_failures: int) -> Any:
+def _job(
+    model: Path, pairs: Path, storage: Path, name: str, steps: int, max_failures: int, checkpoint_every: int
+) -> Any:
     return resolve_job(
         job_dict(
             model,
             pairs,
             storage,
-            train={"max_steps": steps, "checkpoint_every_steps": CHECKPOINT_EVERY, "log_every_steps": 50},
-            scaling={"num_workers": 2, "cpus_per_worker": 0.5, "max_failures": max_failures},
+            train={
+                "max_steps": steps,
+                "checkpoint_every_steps": checkpoint_every,
+                "log_every_steps": 20,
+                "batch_size_per_worker": BATCH,
+            },
+            scaling={"num_workers": WORKERS, "cpus_per_worker": 0.5, "max_failures": max_failures},
             output={
                 "storage_path": str(storage),
                 "name": name,
@@ -68,17 +75,18 @@ def _attempt_step(run_dir: Path, rank: int) -> tuple[int, int]:
     return attempts, since
 
 
-def soak(out: Path, minutes: float, kill_every: float, seed: int = 0) -> dict[str, Any]:
+def soak(out: Path, minutes: float, kill_every: float, seed: int = 0, checkpoint_every: int = 200) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     model = make_tiny_model(out / "tiny")
     pairs = write_jsonl(pair_rows(96, negatives=1), out / "pairs.jsonl")
-    started = time.perf_counter()
     stamp = time.strftime("%Y%m%d-%H%M%S")  # a new run dir per soak: an earlier soak's runs stay as they were
-    warm = train(_job(model, pairs, out / "runs", f"warmup-{stamp}", 40, 0))  # the step rate, Ray's start included
-    rate = 40 / (time.perf_counter() - started)
-    steps = max(CHECKPOINT_EVERY * 3, int(minutes * 60 * rate) // CHECKPOINT_EVERY * CHECKPOINT_EVERY)
+    warm = train(_job(model, pairs, out / "runs", f"warmup-{stamp}", 3 * checkpoint_every, 0, checkpoint_every))
+    logged = [json.loads(line) for line in ledger_path(warm.run_dir, 0).read_text().splitlines()]
+    timed = [r for r in logged if "t" in r][checkpoint_every:]  # steady state: from the first checkpoint on
+    rate = (timed[-1]["step"] - timed[0]["step"]) / (timed[-1]["t"] - timed[0]["t"])  # steps/s, checkpoints included
+    steps = max(checkpoint_every * 3, int(minutes * 60 * rate) // checkpoint_every * checkpoint_every)
     kills_planned = int(minutes * 60 // kill_every)
-    cfg = _job(model, pairs, out / "runs", f"soak-{stamp}", steps, kills_planned + 2)
+    cfg = _job(model, pairs, out / "runs", f"soak-{stamp}", steps, kills_planned + 2, checkpoint_every)
     run_dir = out / "runs" / f"soak-{stamp}"
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.update(outcome=train(cfg)), daemon=True)
@@ -94,7 +102,7 @@ def soak(out: Path, minutes: float, kill_every: float, seed: int = 0) -> dict[st
         rank = rng.randrange(2)
         attempts, trained = _attempt_step(run_dir, rank)
         pid = worker_pids(run_dir).get(rank)
-        if pid is None or trained < CHECKPOINT_EVERY + 1:  # let each attempt pass a checkpoint first
+        if pid is None or trained < checkpoint_every + 1:  # let each attempt pass a checkpoint first
             continue
         try:
             os.kill(pid, signal.SIGKILL)
@@ -116,6 +124,7 @@ def soak(out: Path, minutes: float, kill_every: float, seed: int = 0) -> dict[st
         "audit_ok": report.ok,
         "audit": report.lines,
         "warmup_steps_per_s": round(rate, 2),
+        "checkpoint_every_steps": checkpoint_every,
         "warmup_run": str(warm.run_dir),
     }
     (out / "soak.json").write_text(json.dumps(summary, indent=2))

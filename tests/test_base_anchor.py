@@ -3,7 +3,6 @@ GradCache) and checkpoint selection against the base model."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from rtrain.models.encoder import build_encoder
 from rtrain.models.pooling import pool
 from rtrain.train.step import train_step
 
-from tiny import pair_rows
+from tiny import FakeEngine, pair_rows
 
 WEIGHT = 0.7
 
@@ -43,23 +42,6 @@ def test_anchor_is_zero_on_the_base_and_pulls_toward_it() -> None:
         BaseAnchorLoss(0.0)
     with pytest.raises(ValueError, match="differ"):
         anchor(emb, base[:3])
-
-
-class _Engine:
-    """The slice of `Engine` the step uses: backward accumulates, no optimizer step."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.module = self.raw = module
-        self.device = torch.device("cpu")
-
-    def backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def step(self) -> bool:
-        return False
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        return contextlib.nullcontext()
 
 
 def _independent_base(model_path: Path, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -88,7 +70,7 @@ def test_train_step_adds_the_anchor_gradient(tiny_model: Path, cached: bool) -> 
 
     def grads_of(anchor: BaseAnchorLoss | None) -> tuple[list[torch.Tensor], float]:
         encoder.zero_grad()
-        out = train_step(_Engine(encoder), build_loss(loss_cfg), batch, anchor)
+        out = train_step(FakeEngine(encoder), build_loss(loss_cfg), batch, anchor)
         return [p.grad.clone() for p in lora], out.loss
 
     got, got_loss = grads_of(BaseAnchorLoss(WEIGHT))

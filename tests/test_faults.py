@@ -69,6 +69,33 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
 
 
+def _kill_mid_run(argv: list[str], cwd: Path, ready) -> None:
+    """Start `rtrain ARGV` in its own process group, wait until `ready()`, then SIGKILL the group (the driver and
+    the Ray it started) and wait until the workers named in the ledgers under `cwd` are gone too."""
+    env = {**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "rtrain.cli", *argv],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(ready, f"rtrain {argv[0]} to reach the kill point", 240)
+        pids = [pid for run_dir in _ledger_dirs(cwd) for pid in worker_pids(run_dir).values()]
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+        _wait_for(lambda: not any(_alive(pid) for pid in pids), "the orphaned workers to exit", 60)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+
+
+def _ledger_dirs(root: Path) -> list[Path]:
+    return [p.parent for p in root.rglob("ledger") if p.is_dir()]
+
+
 def _job(tiny_model: Path, tiny_pairs: Path, storage: Path, **train: object) -> dict:
     return job_dict(
         tiny_model,
@@ -82,11 +109,11 @@ def _job(tiny_model: Path, tiny_pairs: Path, storage: Path, **train: object) -> 
 
 @pytest.fixture(scope="module")
 def killed_run(tiny_model: Path, tiny_pairs: Path, tmp_path_factory: pytest.TempPathFactory, ray_local):
-    """A 2-worker DDP run (GradCache, 2 accumulation steps) whose rank-1 worker process gets SIGKILL after step 6,
-    once Ray Train has registered a checkpoint: (run dir, the killed pid, the run's outcome)."""
+    """A 2-worker DDP run (GradCache, 2 accumulation steps, length-aware encoding) whose rank-1 worker process gets
+    SIGKILL after step 6, once Ray Train has registered a checkpoint: (run dir, the killed pid, the run's outcome)."""
     storage = tmp_path_factory.mktemp("killed")
     cfg = resolve_job(
-        _job(tiny_model, tiny_pairs, storage, backend="ddp", gradient_accumulation_steps=2)
+        _job(tiny_model, tiny_pairs, storage, backend="ddp", gradient_accumulation_steps=2, length_aware_tokens=64)
         | {"loss": {"negatives_per_query": 1, "cached": True, "mini_batch_size": 3}}
     )
     run_dir = storage / "run"
@@ -124,6 +151,11 @@ def test_the_audit_catches_a_lost_batch_and_a_double_trained_one(
     shutil.copytree(killed_run[0], run_dir)
     assert main(["audit", str(run_dir)]) == 0
     assert "audit: clean" in capsys.readouterr().out
+    assert main(["audit", str(tmp_path)]) == 2  # not a run dir: one line saying what to give
+    assert (
+        capsys.readouterr().err == f"rtrain audit: error: {tmp_path}: no data/manifest.json; give an rtrain run dir "
+        "(the folder with job.yaml)\n"
+    )
     path = ledger_path(run_dir, 0)
     lines = path.read_text().splitlines()
     batches = [i for i, line in enumerate(lines) if line.startswith('{"batch"')]
@@ -147,24 +179,7 @@ def test_a_killed_driver_then_resume_ends_at_the_planned_step(
     job = tmp_path / "job.yaml"
     job.write_text(yaml.safe_dump(_job(tiny_model, tiny_pairs, tmp_path / "runs", max_steps=24)))
     run_dir = tmp_path / "runs" / "run"
-    env = {**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": str(ROOT)}
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "rtrain.cli", "train", str(job)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the kill takes the driver and its Ray
-    )
-    try:
-        _wait_for(lambda: _ledger_step(run_dir) >= 10 and _registered(run_dir), "step 10 and a checkpoint", 240)
-        pids = worker_pids(run_dir)
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
-        _wait_for(lambda: not any(_alive(p) for p in pids.values()), "the orphaned workers to exit", 60)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
+    _kill_mid_run(["train", str(job)], tmp_path, lambda: _ledger_step(run_dir) >= 10 and _registered(run_dir))
     stopped_at = load_trainer_state(latest_checkpoint(run_dir))["step"]
     assert 0 < stopped_at < 24
     assert main(["train", "--resume", str(run_dir)]) == 0
@@ -180,14 +195,10 @@ def test_soak_with_a_worker_killed_every_30_s_ends_clean(tmp_path: Path, ray_loc
     sys.path.insert(0, str(ROOT / "tests"))
     from soak import soak
 
-    summary = soak(tmp_path, minutes=2.0, kill_every=30.0)
+    summary = soak(tmp_path, minutes=2.0, kill_every=30.0, checkpoint_every=50)
     assert summary["final_step"] == summary["planned_steps"]
     assert len(summary["kills"]) >= 2 and summary["audit_ok"], summary
     assert sum(summary["attempts"]) >= 2 + len(summary["kills"])
-
-
-def _ledger_dirs(root: Path) -> list[Path]:
-    return [p.parent for p in root.rglob("ledger") if p.is_dir()]
 
 
 @pytest.mark.slow
@@ -226,7 +237,9 @@ def test_a_killed_tune_trial_worker_recovers_and_the_study_finishes(
 
 
 @pytest.mark.slow
-def test_a_pipeline_killed_in_its_train_stage_reruns_to_the_end(tiny_model: Path, tmp_path: Path, ray_local) -> None:
+def test_a_pipeline_killed_in_its_train_stage_reruns_to_the_end(
+    tiny_model: Path, tmp_path: Path, ray_local, capfd: pytest.CaptureFixture[str]
+) -> None:
     """SIGKILL of `rtrain run` (and its Ray) while the train stage writes; the rerun skips the finished synth
     stage, redoes train, and ends with an exported model and a clean audit."""
     sys.path.insert(0, str(ROOT / "tests"))
@@ -238,26 +251,12 @@ def test_a_pipeline_killed_in_its_train_stage_reruns_to_the_end(tiny_model: Path
     pipeline["stages"]["train"]["job"]["output"] = {"ledger": True}
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(pipeline))
-    env = {**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": str(ROOT)}
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "rtrain.cli", "run", str(path)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        _wait_for(lambda: any(_ledger_step(d) >= 12 for d in _ledger_dirs(workdir)), "train step 12", 240)
-        pids = [p for d in _ledger_dirs(workdir) for p in worker_pids(d).values()]
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
-        _wait_for(lambda: not any(_alive(p) for p in pids), "the orphaned workers to exit", 60)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
+    _kill_mid_run(["run", str(path)], tmp_path, lambda: any(_ledger_step(d) >= 12 for d in _ledger_dirs(workdir)))
     assert not (workdir / "model").exists()
+    capfd.readouterr()
     assert main(["run", str(path)]) == 0
+    shown = capfd.readouterr()
+    assert "[synth] up to date, skipped" in shown.out + shown.err and "[train] running" in shown.out + shown.err
     (run_dir,) = _ledger_dirs(workdir)
     assert load_trainer_state(latest_checkpoint(run_dir))["step"] == 60
     assert (workdir / "model" / "modules.json").is_file()

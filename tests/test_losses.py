@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rtrain.losses import CachedInfoNCELoss, InfoNCELoss
+from rtrain.models.length_aware import length_aware
 
 DIM = 8
 
@@ -346,6 +347,9 @@ def _dist_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         cached = CachedInfoNCELoss(InfoNCELoss(symmetric=True), mini_batch_size=3)
         cached_loss = cached.forward_backward(encoder, batch)
         results["cached"] = (cached_loss, _param_grads(encoder))
+        encoder.zero_grad()  # the same, encoded length-aware (chunks of <= 6 token positions): the same gradients
+        chunked_loss = cached.forward_backward(length_aware(encoder, 6), batch)
+        results["cached_length_aware"] = (chunked_loss, _param_grads(encoder))
 
         # Unequal batch sizes across ranks: a clear ValueError on every rank, no hang.
         q = _unit(2 + rank, DIM, seed=41)
@@ -394,6 +398,7 @@ def test_two_process_gather_matches_single_process(tmp_path: Path) -> None:
     encoder.zero_grad()
     plain = _plain_loss(InfoNCELoss(symmetric=True), encoder, batch, chunk=None)
     plain.backward()
-    _close(sum(r["cached"][0] for r in ranks) / WORLD, plain.detach(), 1e-6)
-    for i, want in enumerate(_param_grads(encoder)):
-        _close(sum(r["cached"][1][i] for r in ranks) / WORLD, want, 1e-6)
+    for key in ("cached", "cached_length_aware"):
+        _close(sum(r[key][0] for r in ranks) / WORLD, plain.detach(), 1e-6)
+        for i, want in enumerate(_param_grads(encoder)):
+            _close(sum(r[key][1][i] for r in ranks) / WORLD, want, 1e-6)

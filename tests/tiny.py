@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import zlib
 from pathlib import Path
 
 import numpy as np
+import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
 
@@ -155,7 +157,6 @@ def make_tiny_causal_lm(
     Byte-level BPE round-trips any text (every byte is in the vocabulary), so tests can force exact
     replies token by token; `chat_template` (Jinja) makes the tokenizer look instruction-tuned.
     """
-    import torch
     from tokenizers import decoders
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -204,3 +205,20 @@ def job_dict(model_path: Path, pairs: Path, storage: Path, **sections) -> dict:
     for section, values in sections.items():
         job.setdefault(section, {}).update(values)
     return job
+
+
+class FakeEngine:
+    """The slice of `rtrain.train.engine.Engine` that `train_step` uses: backward accumulates, never steps."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = self.raw = module
+        self.device = torch.device("cpu")
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def step(self) -> bool:
+        return False
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()

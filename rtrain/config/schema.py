@@ -150,6 +150,13 @@ class TrainConfig(_Section):
     log_every_steps: int = Field(10, ge=1, description="Optimizer steps between log lines.")
     checkpoint_every_steps: int = Field(100, ge=1, description="Optimizer steps between checkpoints.")
     seed: int = Field(0, description="Seeds the model init, the shuffling and dropout.")
+    length_aware_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Encode each text group in length-sorted chunks of at most this many token positions, each "
+        "trimmed to its own longest text (same batch, same loss, less padding computed); null pads each "
+        "group to its longest text, as sentence-transformers does.",
+    )
 
 
 class ScalingConfig(_Section):

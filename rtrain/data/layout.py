@@ -27,6 +27,11 @@ MIX_DIR = "data"  # under the run dir: the planned per-rank streams and the mix 
 MANIFEST = "manifest.json"
 
 
+def rank_stream(out_dir: Path, rank: int) -> Path:
+    """The planned stream of one rank: its rows in training order, with their `id` and stream position `row`."""
+    return Path(out_dir) / f"rank-{rank:05d}.parquet"
+
+
 @dataclass
 class MixPlan:
     """What the driver planned: per-rank files, step counts, and what went into them."""
@@ -120,7 +125,7 @@ def plan_mix(cfg: JobConfig, world: int, out_dir: Path) -> MixPlan:
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("rank-*.parquet"):
         old.unlink()
-    paths = [out_dir / f"rank-{r:05d}.parquet" for r in range(world)]
+    paths = [rank_stream(out_dir, r) for r in range(world)]
     schema = pa.schema(
         [
             ("id", pa.string()),

@@ -167,7 +167,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         batch = next(batches)
         meter.wait += time.perf_counter() - wait_start
         mixed.add(batch.get(GROUP))
-        out = train_step(engine, loss_fn, batch, anchor)
+        out = train_step(engine, loss_fn, batch, anchor, cfg.train.length_aware_tokens)
         if ledger is not None:  # the rows Ray Data delivered, for this micro-batch of the optimizer step to come
             ledger.batch(state.batches_done, state.step + 1, batch[ROW].tolist())
         state.batches_done += 1

@@ -8,6 +8,7 @@ import torch
 
 from rtrain.config.schema import LossConfig
 from rtrain.losses import BaseAnchorLoss, TrainingLoss
+from rtrain.models.length_aware import length_aware
 from rtrain.train.engine import Engine
 
 
@@ -28,11 +29,13 @@ def train_step(
     loss_fn: TrainingLoss,
     batch: dict[str, torch.Tensor],
     anchor: BaseAnchorLoss | None = None,
+    token_budget: int | None = None,
 ) -> StepOutput:
     """Run one micro-batch on `engine`; the engine decides when the optimizer steps.
 
     With `anchor`, every text of the batch is also embedded by the frozen base (`Encoder.encode_base`)
-    and the anchor term joins the loss.
+    and the anchor term joins the loss. With `token_budget`, texts are encoded length-aware
+    (`rtrain.models.length_aware`): the same loss on fewer padded positions.
     """
     batch = {k: v.to(engine.device, non_blocking=True) for k, v in batch.items()}
     stepped = False
@@ -42,12 +45,11 @@ def train_step(
         engine.backward(loss)
         stepped = engine.step()
 
+    encode, encode_base = engine.module, engine.raw.encode_base if anchor is not None else None
+    if token_budget is not None:
+        encode = length_aware(encode, token_budget)
+        encode_base = None if encode_base is None else length_aware(encode_base, token_budget)
     loss = loss_fn.forward_backward(
-        engine.module,
-        batch,
-        backward,
-        anchor=anchor,
-        encode_base=engine.raw.encode_base if anchor is not None else None,
-        autocast=engine.autocast,
+        encode, batch, backward, anchor=anchor, encode_base=encode_base, autocast=engine.autocast
     )
     return StepOutput(float(loss), stepped, None if anchor is None else anchor.last_value)
