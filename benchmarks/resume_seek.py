@@ -31,7 +31,7 @@ from rtrain.train.loop import seek_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from results_md import table_section, write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 WORDS = "river market school train city garden music winter letter doctor window bridge paper island".split()
 
@@ -93,7 +93,8 @@ def main() -> int:
             }
         )
         files = plan_mix(cfg, 1, Path(tmp) / "data").files
-        for consumed in args.consumed:
+        for wanted in args.consumed:
+            consumed = wanted // cfg.train.batch_size_per_worker * cfg.train.batch_size_per_worker  # whole batches
             times: dict[str, list[float]] = {"replay": [], "seek": []}
             for _ in range(args.repeats):
                 for how in ("replay", "seek"):
@@ -104,20 +105,18 @@ def main() -> int:
             print(f"{consumed:>7,} rows consumed: replay {best['replay']:.2f} s, seek {best['seek']:.2f} s "
                   f"({results[-1]['speedup']}x)")  # fmt: skip
     ray.shutdown()
-    table = "\n".join(
-        f"| {r['consumed_rows']:,} | {', '.join(f'{t:.2f}' for t in r['replay_s'])} | "
-        f"{', '.join(f'{t:.2f}' for t in r['seek_s'])} | {r['speedup']}x |"
+    cells = [
+        [
+            f"{r['consumed_rows']:,}",
+            ", ".join(f"{t:.2f}" for t in r["replay_s"]),
+            ", ".join(f"{t:.2f}" for t in r["seek_s"]),
+            f"{r['speedup']}x",
+        ]  # fmt: skip
         for r in results
-    )
-    write_section(
-        args.out,
-        "resume_seek",
-        f"## resume_seek\n\n`benchmarks/resume_seek.py --repeats {args.repeats}`, {time.strftime('%Y-%m-%d %H:%M')}, "
-        f"this 2-core CPU machine, a stream of {rows:,} rows. "
-        + " ".join(__doc__.split("\n\n")[2].split())
-        + "\n\n| rows consumed before the resume | replay: s to the first batch | seek: s | replay / seek |\n"
-        "|---:|---|---|---:|\n" + table + "\n",
-    )
+    ]
+    columns = ["rows consumed before the resume:", "replay: s to the first batch", "seek: s", "replay / seek:"]
+    run = f"`benchmarks/resume_seek.py --repeats {args.repeats}` on a stream of {rows:,} rows"
+    write_section(args.out, "resume_seek", table_section("resume_seek", run, __doc__.split("\n\n")[2], columns, cells))
     return 0
 
 

@@ -75,9 +75,13 @@ def _attempt_step(run_dir: Path, rank: int) -> tuple[int, int]:
     return attempts, since
 
 
-def soak(out: Path, minutes: float, kill_every: float, seed: int = 0, checkpoint_every: int = 200) -> dict[str, Any]:
+def soak(
+    out: Path, minutes: float, kill_every: float, seed: int = 0, checkpoint_every: int = 100, hidden: int = 256
+) -> dict[str, Any]:
+    """Run the soak; `hidden` sizes the 4-layer toy BERT so that computing a step, not tokenizing its rows,
+    dominates (a rank's stream is tokenized whole before its first batch: a restart pays for all of it)."""
     out.mkdir(parents=True, exist_ok=True)
-    model = make_tiny_model(out / "tiny")
+    model = make_tiny_model(out / f"tiny-{hidden}", hidden=hidden, layers=4, max_len=128)
     pairs = write_jsonl(pair_rows(96, negatives=1), out / "pairs.jsonl")
     stamp = time.strftime("%Y%m%d-%H%M%S")  # a new run dir per soak: an earlier soak's runs stay as they were
     warm = train(_job(model, pairs, out / "runs", f"warmup-{stamp}", 3 * checkpoint_every, 0, checkpoint_every))
@@ -125,6 +129,7 @@ def soak(out: Path, minutes: float, kill_every: float, seed: int = 0, checkpoint
         "audit": report.lines,
         "warmup_steps_per_s": round(rate, 2),
         "checkpoint_every_steps": checkpoint_every,
+        "model": f"toy BERT, 4 layers, hidden {hidden}",
         "warmup_run": str(warm.run_dir),
     }
     (out / "soak.json").write_text(json.dumps(summary, indent=2))

@@ -231,8 +231,8 @@ def test_offline_hub_name_is_refused_before_ray_starts(
     tmp_path: Path, tiny: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """#15: with HF_HUB_OFFLINE set, a hub name missing from the local cache fails on the driver, not in workers."""
-    import ray
-
+    started: list[object] = []
+    monkeypatch.setattr("rtrain.train.trainer.init_ray", started.append)  # Ray would start here
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     data = tmp_path / "pairs.jsonl"
@@ -240,4 +240,4 @@ def test_offline_hub_name_is_refused_before_ray_starts(
     job, storage = _project(tmp_path, tiny, data)
     lines = _fails_cleanly(capfd, ["train", str(job), "model.name_or_path=some-org/some-model"], storage, "some-org")
     assert "HF_HUB_OFFLINE is set" in lines[0] and str(tmp_path / "empty-cache") in lines[0]
-    assert not ray.is_initialized()
+    assert started == []

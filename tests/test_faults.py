@@ -195,7 +195,7 @@ def test_soak_with_a_worker_killed_every_30_s_ends_clean(tmp_path: Path, ray_loc
     sys.path.insert(0, str(ROOT / "tests"))
     from soak import soak
 
-    summary = soak(tmp_path, minutes=2.0, kill_every=30.0, checkpoint_every=50)
+    summary = soak(tmp_path, minutes=2.0, kill_every=30.0, checkpoint_every=50, hidden=64)
     assert summary["final_step"] == summary["planned_steps"]
     assert len(summary["kills"]) >= 2 and summary["audit_ok"], summary
     assert sum(summary["attempts"]) >= 2 + len(summary["kills"])
