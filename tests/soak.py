@@ -89,8 +89,8 @@ def soak(
     timed = [r for r in logged if "t" in r][checkpoint_every:]  # steady state: from the first checkpoint on
     rate = (timed[-1]["step"] - timed[0]["step"]) / (timed[-1]["t"] - timed[0]["t"])  # steps/s, checkpoints included
     steps = max(checkpoint_every * 3, int(minutes * 60 * rate) // checkpoint_every * checkpoint_every)
-    kills_planned = int(minutes * 60 // kill_every)
-    cfg = _job(model, pairs, out / "runs", f"soak-{stamp}", steps, kills_planned + 2, checkpoint_every)
+    # unlimited restarts: kills and restarts stretch the run, so the kills outnumber any budget sized from the plan
+    cfg = _job(model, pairs, out / "runs", f"soak-{stamp}", steps, -1, checkpoint_every)
     run_dir = out / "runs" / f"soak-{stamp}"
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.update(outcome=train(cfg)), daemon=True)
