@@ -24,7 +24,7 @@ from rtrain.checkpoint import LOG_FILE, latest_checkpoint, load_trainer_state
 from rtrain.cli import main
 from rtrain.config.load import resolve_job
 from rtrain.ledger import audit, ledger_path, read_lineage, worker_pids
-from rtrain.train.trainer import train
+from rtrain.train.trainer import registered_checkpoint, train
 
 from tiny import job_dict
 
@@ -51,13 +51,11 @@ def _wait_for(predicate, what: str, timeout: float = 120.0) -> None:
 
 def _registered(run_dir: Path) -> bool:
     """Whether Ray Train has registered a checkpoint of the run (what a restart resumes from)."""
-    import ray.train
-
     if not (run_dir / "checkpoint_manager_snapshot.json").is_file():
         return False
     try:
-        return ray.train.Result.from_path(str(run_dir)).checkpoint is not None
-    except (RuntimeError, ValueError, OSError):  # the snapshot is being rewritten
+        return registered_checkpoint(run_dir) is not None
+    except (ValueError, OSError):  # the snapshot is being rewritten
         return False
 
 

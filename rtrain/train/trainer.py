@@ -152,21 +152,25 @@ def train(
     return TrainOutcome(run_dir=run_dir, checkpoint=checkpoint, metrics=metrics, model_dir=model_dir, selection=chosen)
 
 
-def _trained_rows(run_dir: Path, cfg: JobConfig) -> int:
-    """Rows of each rank's stream that the checkpoint Ray Train resumes from trained on (0: none yet).
+def registered_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint Ray Train resumes `run_dir` from, or None when it has none.
 
     Ray's own record says which one that is, not the folders on disk: a checkpoint written just before a
     kill may never have been registered, and Ray then resumes from the one before it.
     """
-    if not checkpoints(run_dir):
-        return 0
     try:
         registered = ray.train.Result.from_path(str(run_dir.resolve())).checkpoint
     except RuntimeError:  # no checkpoint_manager_snapshot.json: Ray has nothing to resume from
-        return 0
+        return None
+    return None if registered is None else Path(registered.path)
+
+
+def _trained_rows(run_dir: Path, cfg: JobConfig) -> int:
+    """Rows of each rank's stream that the checkpoint Ray Train resumes from trained on (0: none yet)."""
+    registered = registered_checkpoint(run_dir) if checkpoints(run_dir) else None
     if registered is None:
         return 0
-    return load_trainer_state(Path(registered.path))["batches_done"] * cfg.train.batch_size_per_worker
+    return load_trainer_state(registered)["batches_done"] * cfg.train.batch_size_per_worker
 
 
 def resume_job(run_dir: Path, overrides: list[str]) -> JobConfig:
