@@ -157,16 +157,22 @@ def audit(run_dir: str | Path) -> AuditReport:
             planned_ids[epoch].update(ids[j * b : (j + 1) * b])
             for row in lineage.batches.get(j, []):
                 trained_ids[epoch][ids[row] if 0 <= row < len(ids) else f"(row {row}: not in the stream)"] += 1
+    clean_epochs, clean_rows = 0, 0
     for epoch, (planned, trained) in enumerate(zip(planned_ids, trained_ids)):
         never = sum(1 for i in planned if trained[i] == 0)
         extra = sum(max(0, trained[i] - planned[i]) for i in trained)
+        if not (never or extra):
+            clean_epochs, clean_rows = clean_epochs + 1, clean_rows + sum(planned.values())
+            continue
         once = sum(min(trained[i], n) for i, n in planned.items())
         lines.append(
             f"epoch {epoch}: {sum(planned.values())} planned rows, {once} trained as planned, "
             f"{never} id(s) never trained, {extra} extra"
         )
-        if never or extra:
-            problems.append(f"epoch {epoch}: {never} planned id(s) never trained, {extra} trained beyond the plan")
+        problems.append(f"epoch {epoch}: {never} planned id(s) never trained, {extra} trained beyond the plan")
+    lines.append(
+        f"epochs: {clean_epochs} of {len(planned_ids)} trained every planned id exactly once ({clean_rows} rows)"
+    )
     lines += [f"PROBLEM: {p}" for p in problems] or ["audit: clean (every planned row trained exactly once)"]
     return AuditReport(not problems, lines)
 

@@ -4,10 +4,11 @@
 
 The run is sized to last about `--minutes` without faults (its steady step rate is read from the
 train log of a short warm-up run first); each kill adds a restart on top. While it trains, a random
-rank's worker (its pid from the consumption ledger) is killed every `--kill-every` seconds, once that
-attempt has trained past its first checkpoint. The soak passes when the run ends at its planned step
-and `rtrain audit` finds every planned row trained exactly once. It prints one summary line and writes
-`<out>/soak.json`. `tests/test_faults.py` runs a two-minute version (marked slow).
+rank's worker (its pid from the consumption ledger) is SIGKILLed once the current attempt has trained for
+`--kill-every` seconds and past a checkpoint, so every attempt makes progress however long a restart takes.
+The soak passes when the run ends at its planned step and `rtrain audit` finds every planned row trained
+exactly once. It prints one summary line and writes `<out>/soak.json`. `tests/test_faults.py` runs a
+two-minute version (marked slow).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rtrain.checkpoint import load_trainer_state  # noqa: E402
 from rtrain.config.load import resolve_job  # noqa: E402
-from rtrain.ledger import audit, ledger_path, read_lineage, worker_pids  # noqa: E402
+from rtrain.ledger import audit, ledger_path, read_lineage  # noqa: E402
 from rtrain.train.trainer import train  # noqa: E402
 
 from tiny import job_dict, make_tiny_model, pair_rows, write_jsonl  # noqa: E402
@@ -61,18 +62,30 @@ def _job(
     )
 
 
-def _attempt_step(run_dir: Path, rank: int) -> tuple[int, int]:
-    """(attempts so far, micro-batches the current attempt has trained) for one rank."""
-    path = ledger_path(run_dir, rank)
-    if not path.is_file():
-        return 0, 0
-    attempts, since = 0, 0
-    for line in path.read_text().splitlines():
-        if line.startswith('{"start"'):
-            attempts, since = attempts + 1, 0
-        elif line.startswith('{"batch"'):
-            since += 1
-    return attempts, since
+class _AttemptWatch:
+    """Follows one rank's ledger as it grows (reads only the new lines): the current attempt's count and progress."""
+
+    def __init__(self, run_dir: Path, rank: int) -> None:
+        self.path, self.offset = ledger_path(run_dir, rank), 0
+        self.attempts, self.trained, self.since = 0, 0, 0.0  # since: wall time of the attempt's first micro-batch
+        self.pid: int | None = None  # the current attempt's worker
+
+    def poll(self) -> None:
+        if not self.path.is_file():
+            return
+        with self.path.open("rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written is read next time
+        self.offset += len(complete)
+        for line in complete.decode().splitlines():
+            record = json.loads(line)
+            if "start" in record:
+                self.attempts, self.trained, self.since = self.attempts + 1, 0, 0.0
+                self.pid = record["start"]["pid"]
+            else:
+                self.trained += 1
+                self.since = self.since or record["t"]
 
 
 def soak(
@@ -98,22 +111,27 @@ def soak(
     kills: list[dict[str, Any]] = []
     begin = time.perf_counter()
     thread.start()
-    next_kill = begin + kill_every
+    watches = [_AttemptWatch(run_dir, rank) for rank in range(WORKERS)]
+    killed: set[int] = set()
     while thread.is_alive():
         thread.join(timeout=1.0)
-        if time.perf_counter() < next_kill or not thread.is_alive():
+        for watch in watches:
+            watch.poll()
+        rank = rng.randrange(WORKERS)
+        watch = watches[rank]
+        # each attempt trains for kill_every seconds, and past a checkpoint, before its worker is killed
+        if not thread.is_alive() or watch.pid is None or watch.pid in killed or watch.trained <= checkpoint_every:
             continue
-        rank = rng.randrange(2)
-        attempts, trained = _attempt_step(run_dir, rank)
-        pid = worker_pids(run_dir).get(rank)
-        if pid is None or trained < checkpoint_every + 1:  # let each attempt pass a checkpoint first
+        if time.time() - watch.since < kill_every:
             continue
+        killed.add(watch.pid)
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(watch.pid, signal.SIGKILL)
         except ProcessLookupError:
             continue
-        kills.append({"at_s": round(time.perf_counter() - begin, 1), "rank": rank, "pid": pid, "attempt": attempts})
-        next_kill = time.perf_counter() + kill_every
+        kills.append(
+            {"at_s": round(time.perf_counter() - begin, 1), "rank": rank, "pid": watch.pid, "attempt": watch.attempts}
+        )
     wall = time.perf_counter() - begin
     report = audit(run_dir)
     final = load_trainer_state(result["outcome"].checkpoint)["step"] if "outcome" in result else None
@@ -139,7 +157,9 @@ def soak(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="planned length of the run without faults")
-    parser.add_argument("--kill-every", type=float, default=180.0, help="seconds between worker kills")
+    parser.add_argument(
+        "--kill-every", type=float, default=180.0, help="seconds each attempt trains before a worker is killed"
+    )
     parser.add_argument("--out", type=Path, default=Path("/tmp/rtrain-soak"), help="work folder (written to)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
