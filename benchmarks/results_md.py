@@ -20,11 +20,18 @@ def write_section(path: Path, name: str, text: str) -> None:
     path.write_text(new)
 
 
-def table_section(name: str, run: str, method: str, columns: list[str], rows: list[list[str]]) -> str:
-    """A `## <name>` section: how it was run (`run`, stamped with the date), the script's method paragraph
-    (`method`, reflowed to one line), and a table; a column named with a trailing ':' is right-aligned."""
+def table_section(
+    name: str,
+    run: str,
+    method: str,
+    columns: list[str],
+    rows: list[list[str]],
+    machine: str = "this 2-core CPU machine",
+) -> str:
+    """A `## <name>` section: how it was run (`run`, stamped with the date and `machine`), the script's method
+    paragraph (`method`, reflowed to one line), and a table; a column named with a trailing ':' is right-aligned."""
     header = "| " + " | ".join(c.rstrip(":") for c in columns) + " |"
     rule = "|" + "|".join("---:" if c.endswith(":") else "---" for c in columns) + "|"
     body = "\n".join("| " + " | ".join(row) + " |" for row in rows)
-    intro = f"{run}, {time.strftime('%Y-%m-%d %H:%M')}, this 2-core CPU machine. {' '.join(method.split())}"
+    intro = f"{run}, {time.strftime('%Y-%m-%d %H:%M')}, {machine}. {' '.join(method.split())}"
     return f"## {name}\n\n{intro}\n\n{header}\n{rule}\n{body}\n"

@@ -224,15 +224,19 @@ def _slice_batch(batch: dict[str, Tensor], rank: int, world: int) -> dict[str, T
 
 
 def _plain_loss(loss: InfoNCELoss, encoder: TinyEncoder, batch: dict[str, Tensor], chunk: int | None) -> Tensor:
-    """Encode every group with grad (optionally in the same chunks as GradCache)."""
+    """Encode every group with grad; with `chunk`, in GradCache's chunks (rows sorted longest first, so the
+    dropout masks are drawn for the same rows in the same order), then back in batch order."""
     embs = []
     for prefix in ("q", "p", "n"):
         if f"{prefix}_input_ids" not in batch:
             continue
         ids, mask = batch[f"{prefix}_input_ids"], batch[f"{prefix}_attention_mask"]
-        step = chunk or ids.shape[0]
-        parts = [encoder(ids[s : s + step], mask[s : s + step]) for s in range(0, len(ids), step)]
-        embs.append(torch.cat(parts))
+        if chunk is None:
+            embs.append(encoder(ids, mask))
+            continue
+        order = torch.argsort(mask.sum(dim=1), descending=True, stable=True)
+        parts = [encoder(ids[order[s : s + chunk]], mask[order[s : s + chunk]]) for s in range(0, len(ids), chunk)]
+        embs.append(torch.cat(parts)[torch.argsort(order)])
     n = embs[2] if len(embs) > 2 else None
     return loss(embs[0], embs[1], n, batch["p_hash"], batch.get("n_hash"))
 
@@ -294,6 +298,36 @@ def test_cached_default_backward_and_big_chunk() -> None:
     assert cached.num_backward_calls(batch) == 3
     for g, w in zip(_param_grads(encoder), want):
         _close(g, w, 1e-10)
+
+
+def test_cached_chunks_are_cut_by_length_and_trimmed() -> None:
+    """GradCache forms its mini-batches from length-sorted rows, each cut to its own longest text: fewer
+    padded positions than chunks of the batch's order padded to the group's longest, the same loss."""
+    torch.manual_seed(0)
+    encoder = TinyEncoder(dropout=0.0).double()
+    batch = _token_batch(12, 1, seed=13)
+    loss_fn = InfoNCELoss(temperature=0.1)
+    seen: list[Tensor] = []
+
+    def encode(ids: Tensor, mask: Tensor) -> Tensor:
+        seen.append(mask)
+        return encoder(ids, mask)
+
+    cached = CachedInfoNCELoss(loss_fn, mini_batch_size=4)
+    got = cached.forward_backward(encode, batch)
+    first_pass = seen[: len(seen) // 2]  # the no-grad pass; the replay repeats the same chunks
+    assert [m.shape for m in first_pass] == [m.shape for m in seen[len(seen) // 2 :]]
+    for mask in first_pass:
+        lengths = mask.sum(dim=1)
+        assert int(lengths.max()) == mask.shape[1] and torch.equal(lengths, lengths.sort(descending=True).values)
+    computed = sum(m.numel() for m in first_pass)
+    padded = sum(batch[f"{g}_attention_mask"].numel() for g in "qpn")
+    assert computed < padded, (computed, padded)
+    _close(got, _plain_loss(loss_fn, encoder, batch, chunk=None).detach(), 1e-10)
+    seen.clear()
+    in_order = CachedInfoNCELoss(loss_fn, mini_batch_size=4, by_length=False).forward_backward(encode, batch)
+    assert sum(m.numel() for m in seen) == 2 * padded  # every chunk at its group's longest, both passes
+    _close(in_order, got, 1e-10)
 
 
 # ---------------------------------------------------------------- two processes

@@ -8,6 +8,11 @@ Gao et al. 2021, "Scaling Deep Contrastive Learning Batch Size under Memory Limi
 3. Per chunk: restore its RNG state (same dropout masks), re-encode with grad and
    back-propagate `(emb * cached_grad).sum()`. Parameter gradients equal those of the plain
    loss computed on the whole batch in one graph.
+
+The chunks are formed by length: each group's rows are sorted longest first before they are cut,
+and each chunk is trimmed to its own longest text, so a chunk of short texts no longer computes
+the group's longest padding. The loss sees the embeddings back in the batch's order, so neither
+it nor the gradients change (up to float rounding); only the padded positions go.
 """
 
 from __future__ import annotations
@@ -64,9 +69,12 @@ class CachedInfoNCELoss:
     Args:
         loss: the wrapped loss (its temperature, symmetry, gather and masking apply).
         mini_batch_size: rows encoded per forward/backward chunk; must be >= 1.
+        by_length: form the chunks from length-sorted rows, each trimmed to its longest text (the default);
+            False cuts the batch in its own order, every chunk padded to its group's longest (what
+            benchmarks compare against).
     """
 
-    def __init__(self, loss: InfoNCELoss, mini_batch_size: int) -> None:
+    def __init__(self, loss: InfoNCELoss, mini_batch_size: int, by_length: bool = True) -> None:
         if not isinstance(loss, InfoNCELoss):
             raise ValueError(
                 f"loss must be an InfoNCELoss, got {type(loss).__name__}; wrap e.g. InfoNCELoss(temperature=0.05)."
@@ -77,6 +85,7 @@ class CachedInfoNCELoss:
             raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size}; use e.g. 32.")
         self.loss = loss
         self.mini_batch_size = mini_batch_size
+        self.by_length = by_length
 
     def num_backward_calls(self, batch: Mapping[str, Tensor]) -> int:
         """Number of `backward` calls `forward_backward` makes for `batch`: `chunked_backward_calls` of its
@@ -121,13 +130,13 @@ class CachedInfoNCELoss:
         anchor: BaseAnchorLoss | None,
         encode_base: Encode | None,
     ) -> Tensor:
-        groups = self._groups(batch)
+        groups = [_by_length(ids, mask, self.by_length) for ids, mask in self._groups(batch)]
 
         # Step 1: embed without a graph, recording the RNG state of every chunk.
-        reps: list[Tensor] = []
+        reps: list[Tensor] = []  # per group (rows, dim), in sorted order: the leaves the cached gradient is taken on
         base_reps: list[Tensor] = []
         states: list[list[_RngState]] = []
-        for ids, mask in groups:
+        for ids, mask, _ in groups:
             chunk_reps, chunk_states = [], []
             for ids_c, mask_c in self._chunks(ids, mask):
                 if encode_base is not None:
@@ -138,18 +147,19 @@ class CachedInfoNCELoss:
             reps.append(torch.cat(chunk_reps, dim=0).detach().requires_grad_())  # (rows, dim)
             states.append(chunk_states)
 
-        # Step 2: loss on the cached embeddings and its gradient wrt each of them.
-        query = reps[0]  # (batch, dim)
-        positive = reps[1]  # (batch, dim)
-        negatives = reps[2] if len(reps) > 2 else None  # (batch * k, dim)
+        # Step 2: loss on the cached embeddings (back in batch order) and its gradient wrt each of them.
+        ordered = [rep[inverse] for rep, (_, _, inverse) in zip(reps, groups, strict=True)]  # (rows, dim) each
+        query = ordered[0]  # (batch, dim)
+        positive = ordered[1]  # (batch, dim)
+        negatives = ordered[2] if len(ordered) > 2 else None  # (batch * k, dim)
         n_hash = batch.get(N_HASH) if negatives is not None else None
         loss = self.loss(query, positive, negatives, batch.get(P_HASH), n_hash)  # ()
         if anchor is not None:
             loss = loss + anchor(torch.cat(reps, dim=0), torch.cat(base_reps, dim=0))  # rows of every group
-        grads = torch.autograd.grad(loss, reps)  # per group (rows, dim)
+        grads = torch.autograd.grad(loss, reps)  # per group (rows, dim), sorted order
 
         # Step 3: replay each chunk with grad and push the cached gradient through it.
-        for (ids, mask), grad, chunk_states in zip(groups, grads, states, strict=True):
+        for (ids, mask, _), grad, chunk_states in zip(groups, grads, states, strict=True):
             offset = 0
             for (ids_c, mask_c), state in zip(self._chunks(ids, mask), chunk_states, strict=True):
                 grad_c = grad[offset : offset + ids_c.shape[0]]  # (chunk, dim)
@@ -180,6 +190,18 @@ class CachedInfoNCELoss:
         return groups
 
     def _chunks(self, ids: Tensor, mask: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+        """Consecutive chunks of `mini_batch_size` rows; by length, each cut to its longest text (its first row)."""
+        lengths = mask.sum(dim=1)  # (rows,)
         for start in range(0, ids.shape[0], self.mini_batch_size):
             stop = start + self.mini_batch_size
-            yield ids[start:stop], mask[start:stop]
+            width = max(int(lengths[start]), 1) if self.by_length else ids.shape[1]
+            yield ids[start:stop, :width], mask[start:stop, :width]
+
+
+def _by_length(ids: Tensor, mask: Tensor, sort: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """(ids, mask) with rows sorted longest first (when `sort`), and the index putting them back in batch order."""
+    rows = torch.arange(ids.shape[0], device=ids.device)
+    order = torch.argsort(mask.sum(dim=1), descending=True, stable=True) if sort else rows  # (rows,)
+    inverse = torch.empty_like(order)
+    inverse[order] = rows
+    return ids[order], mask[order], inverse
