@@ -110,6 +110,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "add_submit_arguments",
         "run_submit",
     ),
+    "scaling": (
+        "rtrain.cluster.command",
+        "model step time and scaling efficiency on N GPUs from a measured run (a model, not a measurement)",
+        "add_scaling_arguments",
+        "run_scaling",
+    ),
     "jobs": (
         "rtrain.cluster.command",
         "status, logs [--follow], stop, list and fetch of jobs on a Ray cluster",

@@ -87,6 +87,23 @@ def test_wandb_offline_run_and_no_secret_anywhere(deepspeed_run) -> None:
     assert FAKE_WANDB_KEY not in all_text(outcome.run_dir)
 
 
+def test_scaling_model_times_a_trained_run(deepspeed_run, capsys: pytest.CaptureFixture[str]) -> None:
+    """`rtrain scaling RUN`: the step time measured in the run's log, extrapolated to more workers."""
+    from rtrain.cluster.memory import model_size
+    from rtrain.cluster.scaling_model import Network, measured_step
+
+    cfg, outcome = deepspeed_run
+    measured = measured_step(outcome.run_dir, cfg, model_size(cfg), Network())
+    log = [r for r in read_log(outcome.run_dir) if r.get("pairs_per_s")]
+    assert measured.world == 2 and measured.windows == len(log) - 1 >= 2
+    steps = sorted(16 / r["pairs_per_s"] * (1 - r["data_wait_frac"]) for r in log[1:])
+    assert steps[0] <= measured.step_s <= steps[-1] and 0 < measured.compute_s <= measured.step_s
+    assert main(["scaling", str(outcome.run_dir), "--gpus", "1", "2", "16"]) == 0
+    out = capsys.readouterr().out
+    assert f"median step {1e3 * measured.step_s:.1f} ms over {measured.windows} log windows on 2 worker(s)" in out
+    assert "100.0%" in out and "a model, not a measurement" in out
+
+
 def test_bad_inputs_fail_before_workers_start(tiny_model: Path, tiny_pairs: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist: fix model.name_or_path"):
         train(resolve_job(job_dict(tmp_path / "no-model", tiny_pairs, tmp_path)))

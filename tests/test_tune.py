@@ -279,6 +279,34 @@ def test_trial_jobs_carry_absolute_paths_into_the_suite(tmp_path: Path, monkeypa
     assert trial.eval.baseline is False and trial.eval.suite == str(tmp_path / "suites/dev.yaml")
 
 
+def test_a_scaling_study_gets_efficiency_per_worker_and_its_plots(tmp_path: Path) -> None:
+    """pairs/s per worker against the smallest worker count's, and a throughput and an efficiency plot."""
+    from rtrain.tune.plots import plot_knobs
+    from rtrain.tune.results import add_scaling_efficiency
+
+    study = load_study(study_dict(tmp_path, search_space={"scaling.num_workers": {"grid": [1, 2, 4]}}), cwd=tmp_path)
+    table = pd.DataFrame(
+        {
+            "trial_id": ["a", "b", "c", "d"],
+            "status": ["completed", "completed", "completed", "failed"],
+            "scaling.num_workers": [1, 2, 4, 4],
+            "num_workers": [1, 2, 4, 4],
+            "pairs_per_s": [100.0, 150.0, 320.0, None],
+            "eval_score_best": [0.5, 0.5, 0.4, None],
+        }
+    )
+    table = add_scaling_efficiency(table)
+    assert table["scaling_efficiency"].tolist()[:3] == [1.0, 0.75, 0.8]
+    paths = plot_knobs(study, table, tmp_path / "plots")
+    names = [p.name for p in paths]
+    assert names == [
+        "eval_score_vs_scaling.num_workers.png",
+        "pairs_per_s_vs_num_workers.png",
+        "scaling_efficiency_vs_num_workers.png",
+    ], names
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
 def test_shipped_studies_validate_with_every_variant() -> None:
     files = sorted((ROOT / "tuning").glob("*.yaml"))
     names = {p.name for p in files}

@@ -147,3 +147,64 @@ def run_jobs(args: argparse.Namespace) -> int:
     elif args.action == "fetch":
         jobs.fetch(client, args.job_id, args.out, sub=args.part)
     return 0
+
+
+def add_scaling_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register `rtrain scaling`'s arguments on `parser`."""
+    from rtrain.cluster.scaling_model import Network
+
+    net = Network()
+    parser.add_argument("source", type=Path, help="a trained run dir (its step time is measured) or a job YAML")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides of the job, e.g. loss.cached=true")
+    parser.add_argument("--gpus", type=int, nargs="+", default=[1, 8, 16, 32, 64], help="GPU counts to model")
+    parser.add_argument(
+        "--step-s", type=float, default=None, help="compute seconds of one worker's step (instead of a run's log)"
+    )
+    parser.add_argument("--gpus-per-node", type=int, default=net.gpus_per_node)
+    parser.add_argument("--intra-node-gb-s", type=float, default=net.intra_node_gb_s, help="NCCL bus GB/s, one node")
+    parser.add_argument(
+        "--inter-node-gb-s", type=float, default=net.inter_node_gb_s, help="NCCL bus GB/s per GPU across nodes"
+    )
+    parser.add_argument("--latency-us", type=float, default=1e6 * net.latency_s, help="latency per ring hop (us)")
+
+
+def run_scaling(args: argparse.Namespace) -> int:
+    """`rtrain scaling`: the modelled table, with its inputs and assumptions stated above it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rtrain.cluster.memory import model_size
+    from rtrain.cluster.scaling_model import HEADERS, Network, format_rows, load_source, measured_step, model_scaling
+    from rtrain.config.load import ConfigError
+
+    if any(n < 1 for n in args.gpus):
+        raise ConfigError(f"--gpus {args.gpus}: every GPU count must be >= 1")
+    job, run_dir = load_source(args.source, args.overrides)
+    if run_dir is None and args.step_s is None:
+        raise ConfigError(f"{args.source} is a job file: pass --step-s (one worker's compute seconds per step)")
+    net = Network(args.gpus_per_node, args.intra_node_gb_s, args.inter_node_gb_s, args.latency_us * 1e-6)
+    size = model_size(job, [args.source.resolve().parent / "configs", Path.cwd() / "jobs" / "configs"])
+    console = Console()
+    if args.step_s is not None:
+        compute_s, where = args.step_s, f"--step-s {args.step_s:g}"
+    else:
+        measured = measured_step(run_dir, job, size, net)
+        compute_s = measured.compute_s
+        where = (
+            f"{run_dir}: median step {1e3 * measured.step_s:.1f} ms over {measured.windows} log windows on "
+            f"{measured.world} worker(s), data waits excluded; compute {1e3 * compute_s:.1f} ms after the modelled "
+            "communication"
+        )
+    table = Table(title=f"rtrain scaling: {job.name} (a model, not a measurement)", caption="times in ms per step")
+    for name in HEADERS:
+        table.add_column(name, justify="right")
+    for cells in format_rows(model_scaling(job, size, compute_s, args.gpus, net)):
+        table.add_row(*cells)
+    print(f"compute time: {where}")
+    print(
+        f"assumed network: {net.gpus_per_node} GPUs per node, {net.intra_node_gb_s:g} GB/s inside a node, "
+        f"{net.inter_node_gb_s:g} GB/s per GPU across nodes, {1e6 * net.latency_s:g} us per ring hop; "
+        "no overlap of communication with compute; per-worker batch fixed"
+    )
+    console.print(table)
+    return 0

@@ -108,6 +108,10 @@ def plot_knobs(study: Study, table: pd.DataFrame, out_dir: Path) -> list[Path]:
         log_x = dist.kind == "loguniform" or (bool(numbers) and min(numbers) > 0 and max(numbers) / min(numbers) >= 50)
         out = out_dir / f"{safe_name(study.config.metric)}_vs_{safe_name(key)}.png"
         paths.append(plot_knob(table, key, column, f"{study.config.name}: {study.config.metric} vs {key}", out, log_x))
+    if "scaling_efficiency" in table:  # a scaling study: throughput and efficiency against the worker count
+        for measure in ("pairs_per_s", "scaling_efficiency"):
+            out = out_dir / f"{measure}_vs_num_workers.png"
+            paths.append(plot_knob(table, "num_workers", measure, f"{study.config.name}: {measure}", out))
     return paths
 
 
