@@ -124,7 +124,7 @@ def soak(
             continue
         if time.time() - watch.since < kill_every:
             continue
-        killed.add(watch.pid)
+        killed.update(w.pid for w in watches if w.pid is not None)  # one kill per attempt: the group restarts
         try:
             os.kill(watch.pid, signal.SIGKILL)
         except ProcessLookupError:

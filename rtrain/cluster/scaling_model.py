@@ -161,7 +161,7 @@ def format_rows(rows: Sequence[ScalingRow]) -> list[list[str]]:
             f"{1e3 * r.gather_s:.2f}",
             f"{1e3 * r.gradient_s:.2f}",
             f"{1e3 * r.step_s:.1f}",
-            f"{r.pairs_per_s:,.0f}",
+            f"{r.pairs_per_s:,.0f}" if r.pairs_per_s >= 100 else f"{r.pairs_per_s:.3g}",
             f"{100 * r.efficiency:.1f}%",
         ]
         for r in rows
