@@ -310,10 +310,16 @@ def reading_notes(ablations: Ablations, outcomes: dict[str, StudyOutcome], base_
             for t in suite.tasks
             for langs in [getattr(t, "languages", None)]
         )
+        raw_eval = ablations.studies["negatives"].config.overrides.get("eval")
+        synthetic = isinstance(raw_eval, dict) and any("{synth." in str(o) for o in raw_eval.get("overrides") or [])
         notes.append(
-            f"- Metric: the mean main score of {tasks}. Synthetic held-out pairs share the training "
-            "templates (with entities never trained on), so they reward learning those templates; "
-            "bitext mining and other real-text tasks test transfer."
+            f"- Metric: the mean main score of {tasks} (`{job.eval.suite}`)."
+            + (
+                " Synthetic held-out pairs share the training templates (with entities never trained on), so "
+                "they reward learning those templates; bitext mining and other real-text tasks test transfer."
+                if synthetic
+                else ""
+            )
         )
     if base_score is not None:
         notes.append(
