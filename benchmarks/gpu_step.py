@@ -251,7 +251,7 @@ def main() -> int:
             rows.append(r)
             print(
                 f"batch {batch_size:5d} {_label(encoding):>34}: "
-                f"{r['pairs_per_s']:8.1f} pairs/s, {r['tokens_per_s']:10.0f} tokens/s, {r['tflops']:7.1f} TFLOP/s, "
+                f"{r['pairs_per_s']:8.1f} pairs/s, {r['tokens_per_s']:10.0f} tokens/s, {r['tflops']:7.3g} TFLOP/s, "
                 f"MFU {r['mfu']:.1%}, useful tokens {r['useful']:.0%}, peak {r['peak_gib']:.1f} GiB, "
                 f"loss {r['loss']:.3f}",
                 flush=True,
@@ -264,10 +264,10 @@ def main() -> int:
             _label(r["encoding"]),
             f"{r['pairs_per_s']:.1f}",
             f"{r['tokens_per_s']:.0f}",
-            f"{r['tflops']:.1f}",
-            f"{r['mfu']:.1%}",
+            f"{r['tflops']:.3g}",
+            f"{r['mfu']:.1%}" if r["mfu"] == r["mfu"] else "-",
             f"{r['useful']:.0%}",
-            f"{r['peak_gib']:.1f}",
+            f"{r['peak_gib']:.1f}" if r["peak_gib"] == r["peak_gib"] else "-",
         ]  # fmt: skip
         for r in rows
     ]
@@ -275,8 +275,9 @@ def main() -> int:
                "peak GiB:"]  # fmt: skip
     model = f"{config.model_type} {config.num_hidden_layers} layers, hidden {config.hidden_size}, {args.mode}"
     config_arg = args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
+    threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
     run = (
-        f"`benchmarks/gpu_step.py --config {config_arg} --batches {' '.join(map(str, args.batches))} "
+        f"`{threads}python benchmarks/gpu_step.py --config {config_arg} --batches {' '.join(map(str, args.batches))} "
         f"--mode {args.mode} --mini-batch {args.mini_batch} --steps {args.steps}` ({model})"
     )
     machine = f"one {name}" if gpu else f"this {os.cpu_count()}-core CPU machine (no GPU)"
