@@ -76,11 +76,15 @@ class ScalingRow:
         return self.compute_s / self.step_s
 
 
+def pairs_per_worker(job: JobConfig) -> int:
+    """Pairs one worker trains on per optimizer step (all its micro-batches)."""
+    return job.train.batch_size_per_worker * job.train.gradient_accumulation_steps
+
+
 def step_volume(job: JobConfig, size: ModelSize) -> StepVolume:
     """What a worker sends per step for `job`; embeddings in fp32 (the loss runs in fp32), gradients as kept."""
     texts_per_pair = 2 + job.loss.negatives_per_query  # query, positive, hard negatives
-    batch = job.train.batch_size_per_worker * job.train.gradient_accumulation_steps
-    gathered = batch * texts_per_pair * size.hidden_size * 4 if job.loss.gather_across_workers else 0
+    gathered = pairs_per_worker(job) * texts_per_pair * size.hidden_size * 4 if job.loss.gather_across_workers else 0
     gathers = 0 if not gathered else (1 if job.loss.cached else job.train.gradient_accumulation_steps)
     deepspeed_bf16 = job.train.backend == "deepspeed" and uses_bf16(job)
     return StepVolume(gathered, gathers, size.trainable_params * (2 if deepspeed_bf16 else 4))
@@ -105,11 +109,11 @@ def model_scaling(
 ) -> list[ScalingRow]:
     """Modelled rows for each GPU count, from the compute time of one worker's step."""
     volume = step_volume(job, size)
-    per_worker = job.train.batch_size_per_worker * job.train.gradient_accumulation_steps
     rows = []
     for n in gpus:
         gather, gradient = communication_s(volume, n, net)
-        rows.append(ScalingRow(n, math.ceil(n / net.gpus_per_node), n * per_worker, compute_s, gather, gradient))
+        nodes = math.ceil(n / net.gpus_per_node)
+        rows.append(ScalingRow(n, nodes, n * pairs_per_worker(job), compute_s, gather, gradient))
     return rows
 
 
@@ -134,7 +138,7 @@ def measured_step(run_dir: Path, job: JobConfig, size: ModelSize, net: Network) 
     if not windows:
         raise ConfigError(f"{log}: fewer than 2 log windows to time a step; train longer or pass --step-s")
     world = job.scaling.num_workers
-    global_batch = world * job.train.batch_size_per_worker * job.train.gradient_accumulation_steps
+    global_batch = world * pairs_per_worker(job)
     steps = [global_batch / r["pairs_per_s"] * (1.0 - r.get("data_wait_frac", 0.0)) for r in windows]
     step_s = statistics.median(steps)
     gather, gradient = communication_s(step_volume(job, size), world, net)

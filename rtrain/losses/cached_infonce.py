@@ -28,6 +28,7 @@ from rtrain.data.batch import N_HASH, NEGATIVE, P_HASH, TEXT_GROUPS
 from rtrain.losses.base_anchor import BaseAnchorLoss
 from rtrain.losses.infonce import InfoNCELoss
 from rtrain.losses.protocol import Autocast, Backward, Encode
+from rtrain.models.length_aware import inverse_permutation
 
 
 def chunked_backward_calls(group_rows: Iterable[int], mini_batch_size: int) -> int:
@@ -200,8 +201,8 @@ class CachedInfoNCELoss:
 
 def _by_length(ids: Tensor, mask: Tensor, sort: bool) -> tuple[Tensor, Tensor, Tensor]:
     """(ids, mask) with rows sorted longest first (when `sort`), and the index putting them back in batch order."""
-    rows = torch.arange(ids.shape[0], device=ids.device)
-    order = torch.argsort(mask.sum(dim=1), descending=True, stable=True) if sort else rows  # (rows,)
-    inverse = torch.empty_like(order)
-    inverse[order] = rows
-    return ids[order], mask[order], inverse
+    if sort:
+        order = torch.argsort(mask.sum(dim=1), descending=True, stable=True)  # (rows,)
+    else:
+        order = torch.arange(ids.shape[0], device=ids.device)  # (rows,)
+    return ids[order], mask[order], inverse_permutation(order)

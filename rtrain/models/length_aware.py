@@ -32,6 +32,13 @@ def length_chunks(lengths: Tensor, token_budget: int) -> list[Tensor]:
     return chunks
 
 
+def inverse_permutation(order: Tensor) -> Tensor:
+    """The index that puts rows taken in `order` (a permutation) back in their original order."""
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(len(order), device=order.device)
+    return inverse
+
+
 def length_aware(encode: EncodeFn, token_budget: int) -> EncodeFn:
     """`encode` run on length-sorted, individually trimmed chunks; (n, dim) embeddings in input order."""
     if token_budget < 1:
@@ -45,9 +52,7 @@ def length_aware(encode: EncodeFn, token_budget: int) -> EncodeFn:
             width = max(int(lengths[rows[0]]), 1)
             parts.append(encode(input_ids[rows, :width], attention_mask[rows, :width]))  # (rows, dim)
         sorted_embeddings = torch.cat(parts)  # (n, dim), in chunk order
-        inverse = torch.empty_like(lengths, dtype=torch.long)
-        inverse[torch.cat(chunks)] = torch.arange(len(lengths), device=lengths.device)
-        return sorted_embeddings[inverse]  # (n, dim), in input order
+        return sorted_embeddings[inverse_permutation(torch.cat(chunks))]  # (n, dim), in input order
 
     return run
 
