@@ -27,7 +27,7 @@ from rtrain.config.load import resolve_job
 from rtrain.ledger import audit, ledger_path, read_lineage, worker_pids
 from rtrain.train.trainer import registered_checkpoint, train
 
-from tiny import job_dict
+from tiny import job_dict, own_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,7 +153,7 @@ def test_the_audit_catches_a_lost_batch_and_a_double_trained_one(
     assert "audit: clean" in capsys.readouterr().out
     assert main(["audit", str(tmp_path)]) == 2  # not a run dir: one line saying what to give
     assert (
-        capsys.readouterr().err == f"rtrain audit: error: {tmp_path}: no data/manifest.json; give an rtrain run dir "
+        own_lines(capsys.readouterr().err) == f"rtrain audit: error: {tmp_path}: no data/manifest.json; give an rtrain run dir "
         "(the folder with job.yaml)\n"
     )
     path = ledger_path(run_dir, 0)

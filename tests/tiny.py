@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import zlib
 from pathlib import Path
 
@@ -44,6 +45,15 @@ def pair_rows(n: int, negatives: int = 2, seed: int = 0, lang: str = "en") -> li
             }
         )
     return rows
+
+
+RAY_FORWARDED = re.compile(r"^(\x1b\[[0-9;]*m)?\(\w+ pid=\d+")
+
+
+def own_lines(text: str) -> str:
+    """`text` without the lines Ray forwards from its actors (`(Name pid=N) ...`): the session-wide test Ray
+    keeps background actors of finished runs alive, and their warnings can land in any later captured stream."""
+    return "".join(line for line in text.splitlines(keepends=True) if not RAY_FORWARDED.match(line))
 
 
 def write_jsonl(rows: list[dict], path: Path) -> Path:
