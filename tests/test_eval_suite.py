@@ -435,6 +435,19 @@ def test_rtrain_eval_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     printed = capsys.readouterr().out
     assert rc == 0, printed
     assert "| language (main_score) | hf | st | run |" in printed and "## LocalMLQARetrieval" in printed
+    # each model encodes at its own lengths (the hf folder's tokenizer 64, the st folder's 32, the run's job
+    # defaults 64/256): the command says so, and --max-length puts them all at the same lengths
+    assert (
+        "note: the models encode at different lengths (query/passage tokens: hf 64/64, st 32/32, run 64/256)" in printed
+    )
+    args = [f"hf={tiny}", str(tmp_path / "st"), str(run_dir), "--suite", str(tmp_path / "suite.yaml")]
+    assert (
+        main(["eval", *args, "--out", str(tmp_path / "same"), "--max-length", "16,24", "--set", "tasks.0.limit=1"]) == 0
+    )
+    assert "note: the models encode" not in capsys.readouterr().out
+    assert main(["eval", *args, "--out", str(tmp_path / "o4"), "--max-length", "16,x"]) == 2
+    err = capsys.readouterr().err
+    assert err == "rtrain eval: error: --max-length '16,x': give Q or Q,P, token counts of at least 4 (e.g. 48,128)\n"
     for model in ("hf", "st", "run"):
         assert (tmp_path / "out" / model / "LocalSTS17.json").is_file()
     assert (tmp_path / "out" / "LocalSTSBMultiMT.png").is_file()
@@ -467,6 +480,26 @@ def test_mteb_without_hub_fails_fast(
     assert time.perf_counter() - start < 45
     err = capsys.readouterr().err
     assert "mteb task STS17" in err and "HF_HUB_OFFLINE=1 is set and the dataset is not in the local HF cache" in err
+
+
+def test_with_lengths_truncates_each_kind_and_leaves_the_model_as_it_was(tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Normalize, Pooling, Transformer
+
+    from rtrain.eval.encoders import SentenceTransformerEncoder, encode_lengths, load_encoder, with_lengths
+
+    tiny = make_tiny_model(tmp_path / "tiny")
+    transformer = Transformer(str(tiny), max_seq_length=32)
+    st = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean"), Normalize()])
+    long_text = ["the river market and the school garden by the bridge " * 4]
+    for encoder in (SentenceTransformerEncoder(st), load_encoder(str(tiny))):
+        own = encode_lengths(encoder)
+        short = with_lengths(encoder, 4, 32)
+        assert encode_lengths(short) == (4, 32) and encode_lengths(encoder) == own
+        query, passage = short.encode(long_text, "query"), short.encode(long_text, "document")
+        assert not np.allclose(query, passage)  # 4 vs 32 tokens of the same text (no prefixes here)
+        assert np.allclose(passage, with_lengths(encoder, 32, 32).encode(long_text, "query"), atol=1e-6)
+    assert st.max_seq_length == 32  # restored after each encode
 
 
 def test_hf_and_package_models_encode_at_their_own_max_length(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ tasks (comma-separated task names, or one benchmark name) through ``mteb.evaluat
 the Hugging Face hub: it is probed first (``--hub-timeout`` seconds) so an offline machine fails in
 seconds with a clear message instead of hanging; with ``HF_HUB_OFFLINE=1`` only locally cached
 datasets can load, and a task that is not cached fails the same way. Task data (local and hub) is
-loaded before any model, so data problems surface first.
+loaded before any model, so data problems surface first. Each model encodes at its own lengths (a run
+at its job's, a package or folder at its own ``max_seq_length``); the command says so when they differ, and
+``--max-length Q,P`` encodes them all at the same lengths.
 """
 
 from __future__ import annotations
@@ -66,6 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["mean", "cls", "last_token"],
         default=None,
         help="pooling for Hugging Face folders and pkg:// models (default mean)",
+    )
+    parser.add_argument(
+        "--max-length",
+        default=None,
+        metavar="Q[,P]",
+        help="encode every model's queries at Q and passages at P tokens (one number: both), so that models "
+        "are compared at equal lengths (default: each model's own, e.g. a trained run's job lengths)",
     )
     parser.add_argument("--batch-size", type=int, default=None, help="encode batch size for --mteb (default 32)")
     parser.add_argument(
@@ -222,9 +231,33 @@ def _run_mteb(tasks: list[Any], models: dict[str, Any], out: Path, batch_size: i
     return summary
 
 
+def parse_max_length(text: str) -> tuple[int, int]:
+    """``--max-length`` as (query, passage) tokens: ``"128"`` or ``"48,128"``; a ConfigError otherwise."""
+    parts = text.split(",")
+    if len(parts) > 2 or not all(p.strip().isdigit() and int(p) >= 4 for p in parts):
+        raise ConfigError(f"--max-length {text!r}: give Q or Q,P, token counts of at least 4 (e.g. 48,128)")
+    query, passage = int(parts[0]), int(parts[-1])
+    return query, passage
+
+
+def length_note(models: dict[str, Any]) -> str | None:
+    """One line when the models encode at different lengths (their scores then mix in truncation), else None."""
+    from rtrain.eval.encoders import encode_lengths
+
+    lengths = {name: encode_lengths(model) for name, model in models.items()}
+    known = {name: ql for name, ql in lengths.items() if ql is not None}
+    if len(set(known.values())) < 2:
+        return None
+    listed = ", ".join(f"{name} {q}/{p}" for name, (q, p) in known.items())
+    return (
+        f"note: the models encode at different lengths (query/passage tokens: {listed}), so their scores mix in "
+        "truncation; --max-length Q,P compares them at equal lengths"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the suite and / or mteb tasks for every model; print the summary. Returns the exit code."""
-    from rtrain.eval.encoders import load_encoder
+    from rtrain.eval.encoders import load_encoder, with_lengths
     from rtrain.eval.suite import build_tasks, load_suite, run_suite
 
     if args.suite is None and not args.mteb:
@@ -232,6 +265,9 @@ def run(args: argparse.Namespace) -> int:
     if args.overrides and args.suite is None:
         raise ConfigError("--set overrides apply to a suite: give --suite too")
     specs = parse_model_args(args.models)
+    lengths = parse_max_length(args.max_length) if args.max_length else None
+    if lengths and args.ray_workers:
+        raise ConfigError("--max-length applies to models loaded here: drop --ray-workers, or --max-length")
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads {args.threads}: give a positive number of CPU threads")
@@ -259,6 +295,13 @@ def run(args: argparse.Namespace) -> int:
         }
     else:
         models = {name: load_encoder(path, pooling=args.pooling) for name, path in specs.items()}
+        if lengths:
+            try:
+                models = {name: with_lengths(model, *lengths) for name, model in models.items()}
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+        if note := length_note(models):
+            print(note)
     args.out.mkdir(parents=True, exist_ok=True)
     if suite is not None:
         outcome = run_suite(suite, models, args.out, built=built)

@@ -35,11 +35,15 @@ class SentenceTransformerEncoder:
     """A sentence-transformers model as a :class:`TextEncoder`; ``kind`` picks its prompt.
 
     ``prompts`` maps kind -> prefix string; by default the model's own ``query`` and ``document``
-    (or ``passage``) prompts.
+    (or ``passage``) prompts. ``lengths`` (query, passage tokens) replaces the model's one ``max_seq_length``
+    while this encoder encodes.
     """
 
-    def __init__(self, model: Any, prompts: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, model: Any, prompts: dict[str, str] | None = None, lengths: tuple[int, int] | None = None
+    ) -> None:
         self.model = model
+        self.lengths = lengths
         own = dict(getattr(model, "prompts", None) or {})
         self.prompts = (
             prompts
@@ -59,14 +63,20 @@ class SentenceTransformerEncoder:
     def encode(
         self, texts: list[str], kind: EncodeKind, batch_size: int = 64, show_progress: bool = False
     ) -> np.ndarray:
-        emb = self.model.encode(
-            list(texts),
-            prompt=self.prompts.get(kind) or None,
-            batch_size=batch_size,
-            show_progress_bar=show_progress,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
+        own_length = self.model.max_seq_length
+        if self.lengths is not None:
+            self.model.max_seq_length = self.lengths[0 if kind == "query" else 1]
+        try:
+            emb = self.model.encode(
+                list(texts),
+                prompt=self.prompts.get(kind) or None,
+                batch_size=batch_size,
+                show_progress_bar=show_progress,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        finally:
+            self.model.max_seq_length = own_length
         return np.asarray(emb, dtype=np.float32)  # (n, dim)
 
 
@@ -109,13 +119,38 @@ def with_prefixes(
     if isinstance(encoder, SentenceTransformerEncoder):
         prompts = dict(encoder.prompts)
         prompts.update({k: v for k, v in (("query", query_prefix), ("document", passage_prefix)) if v is not None})
-        return SentenceTransformerEncoder(encoder.model, prompts)
+        return SentenceTransformerEncoder(encoder.model, prompts, encoder.lengths)
     logger.warning(
         "encoder %s has no known prefix setting: prepending the suite's prefixes to its texts "
         "(its own prefixes, if any, still apply)",
         type(encoder).__name__,
     )
     return PrefixedEncoder(encoder, query_prefix, passage_prefix)
+
+
+def encode_lengths(encoder: TextEncoder) -> tuple[int, int] | None:
+    """The (query, passage) tokens ``encoder`` keeps per text, for the encoders that say (rtrain's and
+    sentence-transformers'); ``None`` for any other."""
+    from rtrain.models.encoder import EmbeddingModel
+
+    if isinstance(encoder, EmbeddingModel):
+        return encoder.encoder.cfg.query_max_length, encoder.encoder.cfg.passage_max_length
+    if isinstance(encoder, SentenceTransformerEncoder):
+        return encoder.lengths or (encoder.model.max_seq_length, encoder.model.max_seq_length)
+    return None
+
+
+def with_lengths(encoder: TextEncoder, query: int, passage: int) -> TextEncoder:
+    """``encoder`` keeping ``query`` / ``passage`` tokens per text (a copy sharing the weights), so models are
+    compared at equal lengths; raises for an encoder without a length setting."""
+    from rtrain.models.encoder import EmbeddingModel, Encoder
+
+    if isinstance(encoder, EmbeddingModel):
+        cfg = encoder.encoder.cfg.model_copy(update={"query_max_length": query, "passage_max_length": passage})
+        return EmbeddingModel(Encoder(encoder.encoder.backbone, cfg), encoder.tokenizer, encoder.device)
+    if isinstance(encoder, SentenceTransformerEncoder):
+        return SentenceTransformerEncoder(encoder.model, encoder.prompts, (query, passage))
+    raise ValueError(f"{type(encoder).__name__} has no length setting: evaluate it without --max-length")
 
 
 class CachedEncoder:
