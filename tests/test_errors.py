@@ -241,3 +241,46 @@ def test_offline_hub_name_is_refused_before_ray_starts(
     lines = _fails_cleanly(capfd, ["train", str(job), "model.name_or_path=some-org/some-model"], storage, "some-org")
     assert "HF_HUB_OFFLINE is set" in lines[0] and str(tmp_path / "empty-cache") in lines[0]
     assert started == []
+
+
+def test_workers_killed_for_memory_end_in_one_line_naming_the_settings(
+    tmp_path: Path, tiny: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch too large for the node: Ray's memory monitor kills the workers and `fit` raises; the user gets one
+    line with the memory figures and the settings that shrink a worker, not Ray's traceback."""
+    import ray.train
+
+    ray_text = (
+        "Training failed due to worker errors:\n[Rank 1 Error Snippet]:\nA worker health check failed.\n"
+        "6 worker(s) were killed due to the node running low on memory. Memory on the node (IP: 10.0.0.2, ID: "
+        "c0d5) was 22.58GB used / 23.54GB limit (0.959229)"
+    )
+
+    class KilledTrainer:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def fit(self) -> None:
+            raise ray.train.WorkerGroupError(ray_text, {1: RuntimeError("health check failed")})
+
+    monkeypatch.setattr("rtrain.train.trainer.init_ray", lambda cfg: None)
+    monkeypatch.setattr("rtrain.train.trainer.build_rank_datasets", lambda *args: {})
+    monkeypatch.setattr("rtrain.train.trainer.TorchTrainer", KilledTrainer)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in pair_rows(24, negatives=1)))
+    job, _ = _project(tmp_path, tiny, data)
+    assert main(["train", str(job), "train.batch_size_per_worker=4"]) == 2
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]  # rtrain's stage lines come before it
+    assert "Traceback" not in err and len(errors) == 1, err
+    assert errors[0].startswith(
+        "rtrain train: error: Ray killed the training workers: the node ran out of memory (22.58 GB used of "
+        "23.54 GB). Shrink a worker's memory: set loss.cached: true (GradCache) with a small loss.mini_batch_size"
+    ), err
+    assert "train.batch_size_per_worker (now 4;" in errors[0]
+    # any other worker failure keeps Ray's own error
+    monkeypatch.setattr(
+        KilledTrainer, "fit", lambda self: (_ for _ in ()).throw(ray.train.WorkerGroupError("boom", {}))
+    )
+    with pytest.raises(ray.train.WorkerGroupError):
+        main(["train", str(job), "output.name=second"])

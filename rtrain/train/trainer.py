@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -137,7 +138,12 @@ def train(
         dataset_config=ray.train.DataConfig(datasets_to_split=[]),  # each rank reads its own planned stream
     )
     with train_progress(run_dir, plan.total_steps):
-        result = trainer.fit()
+        try:
+            result = trainer.fit()
+        except ray.train.WorkerGroupError as err:
+            if (message := out_of_memory(str(err), cfg, run_dir)) is not None:
+                raise ConfigError(message) from None
+            raise
     checkpoint = best_checkpoint(run_dir)
     chosen = selection(run_dir, checkpoint)
     if chosen is not None:
@@ -150,6 +156,29 @@ def train(
         model_dir = export_model(checkpoint, run_dir / EXPORT_DIR)
         log.info(f"exported sentence-transformers model: {model_dir}")
     return TrainOutcome(run_dir=run_dir, checkpoint=checkpoint, metrics=metrics, model_dir=model_dir, selection=chosen)
+
+
+RAY_OOM = re.compile(r"killed due to the node running low on memory.*?was ([\d.]+)GB used / ([\d.]+)GB limit", re.S)
+
+
+def out_of_memory(error_text: str, cfg: JobConfig, run_dir: Path) -> str | None:
+    """The one-line error for workers Ray's memory monitor killed (a batch too large for the node), with the
+    settings that shrink a worker's memory; None for any other worker failure."""
+    found = RAY_OOM.search(error_text)
+    if found is None:
+        return None
+    used, limit = found.groups()
+    cached = (
+        f"lower loss.mini_batch_size (now {cfg.loss.mini_batch_size})"
+        if cfg.loss.cached
+        else "set loss.cached: true (GradCache) with a small loss.mini_batch_size, e.g. 8"
+    )
+    return (
+        f"Ray killed the training workers: the node ran out of memory ({used} GB used of {limit} GB). Shrink a "
+        f"worker's memory: {cached}; or lower train.batch_size_per_worker (now {cfg.train.batch_size_per_worker}; "
+        f"train.gradient_accumulation_steps keeps the global batch), or run fewer workers per node "
+        f"(scaling.num_workers={cfg.scaling.num_workers}). Run dir: {run_dir}"
+    )
 
 
 def registered_checkpoint(run_dir: Path) -> Path | None:
