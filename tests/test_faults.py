@@ -152,9 +152,8 @@ def test_the_audit_catches_a_lost_batch_and_a_double_trained_one(
     assert main(["audit", str(run_dir)]) == 0
     assert "audit: clean" in capsys.readouterr().out
     assert main(["audit", str(tmp_path)]) == 2  # not a run dir: one line saying what to give
-    assert (
-        own_lines(capsys.readouterr().err) == f"rtrain audit: error: {tmp_path}: no data/manifest.json; give an rtrain run dir "
-        "(the folder with job.yaml)\n"
+    assert own_lines(capsys.readouterr().err) == (
+        f"rtrain audit: error: {tmp_path}: no data/manifest.json; give an rtrain run dir (the folder with job.yaml)\n"
     )
     path = ledger_path(run_dir, 0)
     lines = path.read_text().splitlines()
