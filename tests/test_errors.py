@@ -27,7 +27,7 @@ import rtrain
 from rtrain.cli import main
 from rtrain.errors import UserError, error_line, problems_message
 
-from tiny import job_dict, make_tiny_model, pair_rows
+from tiny import job_dict, make_tiny_model, own_lines, pair_rows
 
 FUZZ = settings(  # seeded (the same examples on every run) and writing no example database
     max_examples=25,
@@ -270,7 +270,7 @@ def test_workers_killed_for_memory_end_in_one_line_naming_the_settings(
     data.write_text("".join(json.dumps(r) + "\n" for r in pair_rows(24, negatives=1)))
     job, _ = _project(tmp_path, tiny, data)
     assert main(["train", str(job), "train.batch_size_per_worker=4"]) == 2
-    err = capfd.readouterr().err
+    err = own_lines(capfd.readouterr().err)
     errors = [line for line in err.splitlines() if "error" in line]  # rtrain's stage lines come before it
     assert "Traceback" not in err and len(errors) == 1, err
     assert errors[0].startswith(
