@@ -149,6 +149,7 @@ def run_setting(args, config, lengths, batch_size: int, encoding: str, gpu: bool
     """One setting: `encoding` is "in order" (GradCache chunks in batch order, padded to the group's longest:
     rtrain before length-sorted chunks), "by length" (today's default) or a token budget (length-aware too)."""
     import torch
+    from token_positions import PositionCounter
 
     from rtrain.data.batch import TEXT_GROUPS
     from rtrain.losses.registry import build_loss
@@ -170,13 +171,7 @@ def run_setting(args, config, lengths, batch_size: int, encoding: str, gpu: bool
     if gpu:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    positions = {"real": 0, "computed": 0}  # over every forward the step makes (GradCache's included)
-
-    def count(_module: Any, inputs: tuple[Any, ...]) -> None:
-        positions["real"] += int(inputs[1].sum())
-        positions["computed"] += inputs[1].numel()
-
-    hook = encoder.register_forward_pre_hook(count)
+    positions = PositionCounter(encoder, counting=True)  # over every forward the step makes (GradCache's too)
     real = 0
     flops = 0.0
     started = time.perf_counter()
@@ -187,7 +182,7 @@ def run_setting(args, config, lengths, batch_size: int, encoding: str, gpu: bool
     if gpu:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    hook.remove()
+    positions.remove()
     peak = torch.cuda.max_memory_allocated() / 2**30 if gpu else float("nan")
     return {
         "batch": batch_size,
@@ -195,7 +190,7 @@ def run_setting(args, config, lengths, batch_size: int, encoding: str, gpu: bool
         "pairs_per_s": args.steps * batch_size / seconds,
         "tokens_per_s": real / seconds,
         "tflops": flops / seconds / 1e12,
-        "useful": positions["real"] / positions["computed"],
+        "useful": positions.useful,
         "peak_gib": peak,
         "loss": out.loss,
     }

@@ -41,6 +41,8 @@ if str(ROOT) not in sys.path:  # runnable from a checkout without installing rtr
     sys.path.insert(0, str(ROOT))
 
 # Imported up front, so the whole run uses one snapshot of rtrain even if the repo changes meanwhile.
+from token_positions import PositionCounter  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 from rtrain.checkpoint import LOG_FILE
 from rtrain.config.schema import JobConfig
 from rtrain.data.schema import rows_to_table
@@ -72,29 +74,6 @@ class Workload:
     model: str = MINILM
     max_length: int = 64
     mini_batch: int | None = None
-
-
-class PositionCounter:
-    """Counts the token positions an encoder computes and how many are real tokens, over every forward (GradCache's
-    included), from the attention mask each forward gets (after input_ids, as a keyword, or in a features dict)."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.real = self.computed = 0
-        self._hook = module.register_forward_pre_hook(self._count, with_kwargs=True)
-        self.counting = False
-
-    def _count(self, _module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if args and isinstance(args[0], dict):  # a sentence-transformers module gets one features dict
-            mask = args[0].get("attention_mask")
-        else:
-            mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
-        if self.counting and isinstance(mask, torch.Tensor):
-            self.real += int(mask.sum())
-            self.computed += mask.numel()
-
-    @property
-    def useful(self) -> float:
-        return self.real / self.computed if self.computed else nan
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -362,8 +341,7 @@ def job_config(
             "loss": {
                 "temperature": 0.05,
                 "negatives_per_query": 1,
-                "cached": workload.mini_batch is not None,
-                "mini_batch_size": workload.mini_batch or 32,
+                **({"cached": True, "mini_batch_size": workload.mini_batch} if workload.mini_batch else {}),
             },
             "train": {
                 "batch_size_per_worker": batch_size,
@@ -617,8 +595,7 @@ def run_sentence_transformers(
         batch_sampler=sequential,
     )
     timer = StepTimes()
-    positions = PositionCounter(model[0])  # its Transformer module (it calls the HF model's .forward: no hooks)
-    positions.counting = warmup == 0
+    positions = PositionCounter(model[0], counting=warmup == 0)  # its Transformer: it calls the HF model's .forward
     if workload.mini_batch is None:
         loss = MultipleNegativesRankingLoss(model, scale=20.0)
     else:

@@ -96,6 +96,14 @@ class PrefixedEncoder:
         )
 
 
+def _with_settings(model: Any, update: dict[str, Any]) -> Any:
+    """A copy of rtrain's ``EmbeddingModel`` sharing its weights, with ``update`` applied to its model settings."""
+    from rtrain.models.encoder import EmbeddingModel, Encoder
+
+    cfg = model.encoder.cfg.model_copy(update=update)
+    return EmbeddingModel(Encoder(model.encoder.backbone, cfg), model.tokenizer, model.device)
+
+
 def with_prefixes(
     encoder: TextEncoder, query_prefix: str | None = None, passage_prefix: str | None = None
 ) -> TextEncoder:
@@ -107,15 +115,11 @@ def with_prefixes(
     """
     if query_prefix is None and passage_prefix is None:
         return encoder
-    from rtrain.models.encoder import EmbeddingModel, Encoder
+    from rtrain.models.encoder import EmbeddingModel
 
     if isinstance(encoder, EmbeddingModel):
-        cfg = encoder.encoder.cfg.model_copy(
-            update={
-                k: v for k, v in (("query_prefix", query_prefix), ("passage_prefix", passage_prefix)) if v is not None
-            }
-        )
-        return EmbeddingModel(Encoder(encoder.encoder.backbone, cfg), encoder.tokenizer, encoder.device)
+        prefixes = (("query_prefix", query_prefix), ("passage_prefix", passage_prefix))
+        return _with_settings(encoder, {k: v for k, v in prefixes if v is not None})
     if isinstance(encoder, SentenceTransformerEncoder):
         prompts = dict(encoder.prompts)
         prompts.update({k: v for k, v in (("query", query_prefix), ("document", passage_prefix)) if v is not None})
@@ -143,11 +147,10 @@ def encode_lengths(encoder: TextEncoder) -> tuple[int, int] | None:
 def with_lengths(encoder: TextEncoder, query: int, passage: int) -> TextEncoder:
     """``encoder`` keeping ``query`` / ``passage`` tokens per text (a copy sharing the weights), so models are
     compared at equal lengths; raises for an encoder without a length setting."""
-    from rtrain.models.encoder import EmbeddingModel, Encoder
+    from rtrain.models.encoder import EmbeddingModel
 
     if isinstance(encoder, EmbeddingModel):
-        cfg = encoder.encoder.cfg.model_copy(update={"query_max_length": query, "passage_max_length": passage})
-        return EmbeddingModel(Encoder(encoder.encoder.backbone, cfg), encoder.tokenizer, encoder.device)
+        return _with_settings(encoder, {"query_max_length": query, "passage_max_length": passage})
     if isinstance(encoder, SentenceTransformerEncoder):
         return SentenceTransformerEncoder(encoder.model, encoder.prompts, (query, passage))
     raise ValueError(f"{type(encoder).__name__} has no length setting: evaluate it without --max-length")
