@@ -10,8 +10,9 @@ pieces run the step (`build_loss`, `TorchEngine` with fused AdamW and bf16 autoc
 random weights and SDPA attention. A step is one GradCache optimizer step over the whole batch (mini-batches of
 `--mini-batch` texts), 1 hard negative per query, encoded three ways: GradCache chunks cut in batch order and
 padded to their group's longest text (rtrain before length-sorted chunks), chunks cut from length-sorted rows
-and trimmed (the default now), and the same with length-aware token-budget chunks inside each (`--budgets`).
-Unpadded (varlen) attention is not built. Token ids are random; their lengths are not: each text's
+and trimmed (the default now), the same with length-aware token-budget chunks inside each (`--budgets`), and
+the same unpadded (`model.unpadded`: real tokens packed before the encoder layers, attention on the padded
+grid through SDPA; FlashAttention's varlen kernel is not used). Token ids are random; their lengths are not: each text's
 length is drawn from `gpu_step_lengths.json`, the XLM-R token counts of the retrofit-me5-small recipe's real
 mined training rows (queries with "query: ", paragraphs with "passage: "), cut at 64 / 256 tokens as the
 cluster recipe cuts them. The padding, and so the useful-token fraction, is the real one. Dropout is off, so
@@ -72,12 +73,13 @@ def make_lengths(mined: Path) -> None:
     print(f"wrote {LENGTHS}: {len(out['query'])} query and {len(out['document'])} document lengths")
 
 
-def _job(args: argparse.Namespace, batch: int, gpu: bool) -> Any:
+def _job(args: argparse.Namespace, batch: int, gpu: bool, unpadded: bool) -> Any:
     from rtrain.config.load import resolve_job
 
     return resolve_job(
         {
-            "model": {"name_or_path": "random", "query_max_length": args.query_len, "passage_max_length": args.doc_len},
+            "model": {"name_or_path": "random", "query_max_length": args.query_len, "passage_max_length": args.doc_len,
+                      "unpadded": unpadded},
             "lora": {"enabled": args.mode == "lora", "r": 16, "alpha": 32, "dropout": 0.0,
                      "target_modules": ["query", "key", "value", "dense"]},
             "data": {"train_files": ["random.parquet"]},
@@ -147,7 +149,8 @@ def model_flops(batch: dict[str, Any], config: Any, n_params: int, trainable_all
 
 def run_setting(args, config, lengths, batch_size: int, encoding: str, gpu: bool) -> dict[str, Any]:
     """One setting: `encoding` is "in order" (GradCache chunks in batch order, padded to the group's longest:
-    rtrain before length-sorted chunks), "by length" (today's default) or a token budget (length-aware too)."""
+    rtrain before length-sorted chunks), "by length" (today's default), "unpadded" (by length, `model.unpadded`)
+    or a token budget (by length and length-aware)."""
     import torch
     from token_positions import PositionCounter
 
@@ -156,7 +159,7 @@ def run_setting(args, config, lengths, batch_size: int, encoding: str, gpu: bool
     from rtrain.train.engine import build_engine
     from rtrain.train.step import train_step
 
-    cfg = _job(args, batch_size, gpu)
+    cfg = _job(args, batch_size, gpu, unpadded=encoding == "unpadded")
     encoder = _encoder(cfg, config, gpu)
     embeddings = sum(p.numel() for n, p in encoder.named_parameters() if "embeddings" in n)
     lora = sum(p.numel() for n, p in encoder.named_parameters() if "lora_" in n)
@@ -171,7 +174,7 @@ def run_setting(args, config, lengths, batch_size: int, encoding: str, gpu: bool
     if gpu:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    positions = PositionCounter(encoder, counting=True)  # over every forward the step makes (GradCache's too)
+    positions = PositionCounter(encoder, counting=True, unpadded=cfg.model.unpadded)  # every forward, GradCache's too
     real = 0
     flops = 0.0
     started = time.perf_counter()
@@ -199,7 +202,7 @@ def run_setting(args, config, lengths, batch_size: int, encoding: str, gpu: bool
 def _label(encoding: str) -> str:
     if encoding.isdigit():
         return f"by length + {encoding}-token chunks"
-    return "GradCache chunks " + encoding
+    return "by length, unpadded" if encoding == "unpadded" else "GradCache chunks " + encoding
 
 
 def main() -> int:
@@ -240,7 +243,7 @@ def main() -> int:
     lengths = json.loads(LENGTHS.read_text())
     rows = []
     for batch_size in args.batches:
-        for encoding in ["in order", "by length", *map(str, args.budgets)]:
+        for encoding in ["in order", "by length", "unpadded", *map(str, args.budgets)]:
             r = run_setting(args, config, lengths, batch_size, encoding, gpu)
             r["mfu"] = r["tflops"] * 1e12 / peak if peak else float("nan")
             rows.append(r)

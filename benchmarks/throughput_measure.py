@@ -69,11 +69,12 @@ console = Console(width=None if sys.stdout.isatty() else 170)
 class Workload:
     """What every method trains: the model, one max length for every text (sentence-transformers has one), and
     GradCache's mini-batch size (None: a plain step; set: rtrain's `loss.cached` vs
-    `CachedMultipleNegativesRankingLoss`)."""
+    `CachedMultipleNegativesRankingLoss`); `unpadded` runs rtrain's encoder with `model.unpadded`."""
 
     model: str = MINILM
     max_length: int = 64
     mini_batch: int | None = None
+    unpadded: bool = False
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -335,6 +336,7 @@ def job_config(
                 "passage_prefix": "",
                 "query_max_length": workload.max_length,
                 "passage_max_length": workload.max_length,
+                "unpadded": workload.unpadded,
             },
             "lora": {"enabled": mode == "lora", "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": "auto"},
             "data": {"train_files": [str(data_file)], "shuffle": False},
@@ -401,7 +403,7 @@ def run_rtrain_local(
         return stepped
 
     engine.step = timed_step  # type: ignore[method-assign]
-    positions = PositionCounter(encoder)
+    positions = PositionCounter(encoder, unpadded=workload.unpadded)
     losses: list[float] = []
     times: list[float] = []
     opt_times: list[float] = []

@@ -228,6 +228,7 @@ def markdown(
         + (f" --data {args.data}" if args.data else "")
         + (f" --max-length {args.max_length}" if args.max_length != 64 else "")
         + (f" --cached {args.cached}" if args.cached else "")
+        + (" --unpadded" if args.unpadded else "")
         + (f" --section {args.section}" if args.section != SECTION else "")
     )
     lines = [
@@ -248,6 +249,12 @@ def markdown(
             "`CachedMultipleNegativesRankingLoss`, whose mini-batches are cut in batch order, each trimmed to its "
             "longest text), "
             if workload.mini_batch
+            else ""
+        )
+        + (
+            "rtrain unpadded (`model.unpadded`: each batch's real tokens packed before the encoder layers, so its "
+            "linear layers compute no padding; attention on the padded grid), "
+            if workload.unpadded
             else ""
         )
         + "InfoNCE = MNRL at temperature 0.05 (scale 20), AdamW (weight decay 0.01), linear "

@@ -10,11 +10,13 @@ import torch
 class PositionCounter:
     """Counts the token positions an encoder computes and how many are real tokens, over every forward (GradCache's
     included) while `counting`, from the attention mask each forward gets (after input_ids, as a keyword, or in a
-    sentence-transformers features dict)."""
+    sentence-transformers features dict). An `unpadded` encoder (`model.unpadded`) computes its layers' linear
+    projections on real tokens only: those positions count as computed (attention's padded grid does not)."""
 
-    def __init__(self, module: torch.nn.Module, counting: bool = False) -> None:
+    def __init__(self, module: torch.nn.Module, counting: bool = False, unpadded: bool = False) -> None:
         self.real = self.computed = 0
         self.counting = counting
+        self.unpadded = unpadded
         self._hook = module.register_forward_pre_hook(self._count, with_kwargs=True)
 
     def _count(self, _module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -24,7 +26,7 @@ class PositionCounter:
             mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
         if self.counting and isinstance(mask, torch.Tensor):
             self.real += int(mask.sum())
-            self.computed += mask.numel()
+            self.computed += int(mask.sum()) if self.unpadded else mask.numel()
 
     def remove(self) -> None:
         """Stop counting for good (the hook leaves the module)."""

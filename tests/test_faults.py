@@ -108,13 +108,13 @@ def _job(tiny_model: Path, tiny_pairs: Path, storage: Path, **train: object) -> 
 
 @pytest.fixture(scope="module")
 def killed_run(tiny_model: Path, tiny_pairs: Path, tmp_path_factory: pytest.TempPathFactory, ray_local):
-    """A 2-worker DDP run (GradCache, 2 accumulation steps, length-aware encoding) whose rank-1 worker process gets
-    SIGKILL after step 6, once Ray Train has registered a checkpoint: (run dir, the killed pid, the run's outcome)."""
+    """A 2-worker DDP run (GradCache, 2 accumulation steps, length-aware and unpadded encoding) whose rank-1 worker
+    process gets SIGKILL after step 6, once Ray Train has registered a checkpoint: (run dir, the killed pid, the
+    run's outcome)."""
     storage = tmp_path_factory.mktemp("killed")
-    cfg = resolve_job(
-        _job(tiny_model, tiny_pairs, storage, backend="ddp", gradient_accumulation_steps=2, length_aware_tokens=64)
-        | {"loss": {"negatives_per_query": 1, "cached": True, "mini_batch_size": 3}}
-    )
+    job = _job(tiny_model, tiny_pairs, storage, backend="ddp", gradient_accumulation_steps=2, length_aware_tokens=64)
+    job["model"]["unpadded"] = True
+    cfg = resolve_job(job | {"loss": {"negatives_per_query": 1, "cached": True, "mini_batch_size": 3}})
     run_dir = storage / "run"
     outcome: dict = {}
     thread = threading.Thread(target=lambda: outcome.update(result=train(cfg)), daemon=True)

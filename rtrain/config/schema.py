@@ -32,6 +32,12 @@ class ModelConfig(_Section):
     query_max_length: int = Field(64, ge=4, description="Tokens kept per query (prefix included).")
     passage_max_length: int = Field(256, ge=4, description="Tokens kept per positive or negative.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward: less memory.")
+    unpadded: bool = Field(
+        False,
+        description="Pack each batch's real tokens before the encoder layers, so no padding position is computed "
+        "outside attention (rtrain/models/unpadded.py; BERT-family encoders: BERT, MiniLM, XLM-R, mE5): the same "
+        "embeddings, faster when texts differ in length.",
+    )
 
 
 class LoraConfig(_Section):

@@ -13,6 +13,7 @@ from rtrain.config.schema import LoraConfig, ModelConfig
 from rtrain.models.loading import load_backbone
 from rtrain.models.lora import apply_lora
 from rtrain.models.pooling import pool
+from rtrain.models.unpadded import unpadded_error, unpadded_hidden
 
 
 class Encoder(torch.nn.Module):
@@ -24,8 +25,10 @@ class Encoder(torch.nn.Module):
         self.cfg = cfg
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
-        hidden = out.last_hidden_state  # (batch, seq, dim)
+        if self.cfg.unpadded:
+            hidden = unpadded_hidden(self.backbone, input_ids, attention_mask)  # (batch, seq, dim)
+        else:
+            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         emb = pool(hidden, attention_mask, self.cfg.pooling)  # (batch, dim)
         if self.cfg.normalize:
             emb = torch.nn.functional.normalize(emb, p=2, dim=-1)  # (batch, dim)
@@ -53,6 +56,8 @@ class Encoder(torch.nn.Module):
 def build_encoder(model_cfg: ModelConfig, lora_cfg: LoraConfig) -> tuple[Encoder, PreTrainedTokenizerBase]:
     """Load the backbone, attach LoRA (or leave every weight trainable) and wrap it as an `Encoder` in train mode."""
     backbone, tokenizer = load_backbone(model_cfg.name_or_path)
+    if model_cfg.unpadded and (message := unpadded_error(backbone, model_cfg.name_or_path)) is not None:
+        raise ValueError(message)
     if model_cfg.gradient_checkpointing:
         if hasattr(backbone, "activation_checkpointing_enable"):  # transformers >= 5.x name
             backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})

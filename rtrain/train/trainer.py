@@ -32,6 +32,7 @@ from rtrain.config.schema import JobConfig
 from rtrain.data.dataset import build_rank_datasets
 from rtrain.data.layout import MIX_DIR, MixPlan, mix_summary, plan_mix
 from rtrain.models.loading import resolve_model_path
+from rtrain.models.unpadded import config_unpadded_error
 from rtrain.train.loop import TrainPlan, train_loop_per_worker
 from rtrain.train.progress import train_progress
 
@@ -82,7 +83,9 @@ def train(
 
     `callbacks` run on the Ray Train controller (e.g. a Tune trial forwards each report to Tune).
     """
-    resolve_model_path(cfg.model.name_or_path)  # a bad model path fails here, before any worker starts
+    model_path = resolve_model_path(cfg.model.name_or_path)  # a bad model path fails here, before any worker starts
+    if cfg.model.unpadded and (message := config_unpadded_error(model_path, cfg.model.name_or_path)) is not None:
+        raise ConfigError(message)
     if cfg.eval is not None:  # a missing or bad suite fails here, not inside the rank-0 worker
         from rtrain.eval.suite import load_suite
 
