@@ -108,16 +108,14 @@ def _template_rows(n: int, seed: int) -> list[dict[str, Any]]:
 
 def read_pairs(source: Path, rows: int, seed: int) -> pa.Table:
     """`rows` pairs with a hard negative from the pair files at `source` (a file or folder), shuffled with `seed`."""
-    from rtrain.data.files import list_pair_files
-    from rtrain.data.mix import read_table
+    from rtrain.data.files import iter_rows, list_pair_files
 
-    table = pa.concat_tables(read_table(path) for path in list_pair_files([str(source)]))
-    table = table.filter(pa.compute.greater(pa.compute.list_value_length(table["negatives"]), 0))
-    if len(table) < rows:
-        raise SystemExit(f"--data {source}: {len(table)} rows have a hard negative, --rows wants {rows}; lower --rows")
-    order = list(range(len(table)))
-    random.Random(seed).shuffle(order)
-    return table.take(order[:rows])
+    files = list_pair_files([str(source)])
+    found = [row for path in files for _, row, _ in iter_rows(path) if row and row["negatives"]]
+    if len(found) < rows:
+        raise SystemExit(f"--data {source}: {len(found)} rows have a hard negative, --rows wants {rows}; lower --rows")
+    random.Random(seed).shuffle(found)
+    return rows_to_table(found[:rows])  # every pair-schema column: the Ray rows validate the file as a job does
 
 
 def make_pairs(out_dir: Path, rows: int, seed: int, source: Path | None = None) -> tuple[Path, str]:
