@@ -31,7 +31,6 @@ from typing import Any
 
 import psutil
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 import torch
 from rich.console import Console
