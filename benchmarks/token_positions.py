@@ -25,8 +25,9 @@ class PositionCounter:
         else:
             mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
         if self.counting and isinstance(mask, torch.Tensor):
-            self.real += int(mask.sum())
-            self.computed += int(mask.sum()) if self.unpadded else mask.numel()
+            real = int(mask.sum())
+            self.real += real
+            self.computed += real if self.unpadded else mask.numel()
 
     def remove(self) -> None:
         """Stop counting for good (the hook leaves the module)."""

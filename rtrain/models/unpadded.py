@@ -103,13 +103,6 @@ def _layer(layer: torch.nn.Module, x: Tensor, where: Tensor, key_mask: Tensor, t
     return layer.output(hidden, x)  # (tokens, dim): dense, dropout, LayerNorm(+ x)
 
 
-def _checkpointing(model: torch.nn.Module) -> bool:
-    """Whether activation checkpointing is on (transformers >= 5 renamed the flag)."""
-    if hasattr(model, "is_activation_checkpointing"):
-        return bool(model.is_activation_checkpointing)
-    return bool(getattr(model, "is_gradient_checkpointing", False))
-
-
 def unpadded_hidden(backbone: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
     """(batch, seq, dim) last token states, computed with the padding packed out; zeros at padded positions."""
     model = bare_model(backbone)
@@ -118,9 +111,9 @@ def unpadded_hidden(backbone: torch.nn.Module, input_ids: Tensor, attention_mask
     where = attention_mask.reshape(-1).nonzero().squeeze(1)  # (tokens,) flat positions of the real tokens
     x = embedded.reshape(batch * seq, -1)[where]  # (tokens, dim)
     key_mask = attention_mask.bool()[:, None, None, :]  # (batch, 1, 1, seq): attend to real tokens only
-    recompute = _checkpointing(model) and model.training and torch.is_grad_enabled()
     for layer in model.encoder.layer:
-        if recompute:
+        # the flag Hugging Face's own layer reads: set on each layer by activation/gradient_checkpointing_enable
+        if getattr(layer, "gradient_checkpointing", False) and layer.training and torch.is_grad_enabled():
             x = checkpoint(_layer, layer, x, where, key_mask, model.training, use_reentrant=False)
         else:
             x = _layer(layer, x, where, key_mask, model.training)
