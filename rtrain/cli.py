@@ -126,7 +126,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
 
 
 # Commands whose console shows only rtrain's own lines, a progress bar and result tables (the rest: a log file).
-QUIET_COMMANDS = ("run", "train")
+QUIET_COMMANDS = ("run", "train", "tune")
 VERBOSE_HELP = "show everything on the console (library and Ray worker output), not only rtrain's lines"
 
 

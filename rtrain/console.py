@@ -1,16 +1,17 @@
-"""What `rtrain run` and `rtrain train` print: rtrain's own lines on the console, everything else in a log file.
+"""What `rtrain run`, `train` and `tune` print: rtrain's own lines on the console, everything else in a log file.
 
 A `QuietConsole` session (the CLI opens one unless `-v`) points file descriptors 1 and 2, and Python's
 `sys.stdout`/`sys.stderr`, at a log file, so library prints, progress bars, Python warnings, C-level output
 and the Ray worker lines that Ray forwards to the driver all land there. The terminal keeps:
-- log records of the `rtrain` and `rtrain.pipeline` loggers (the stage lines) at INFO, of any other
-  `rtrain.*` logger at WARNING, and of any logger at ERROR;
+- log records of the `rtrain`, `rtrain.pipeline` and `rtrain.tune` loggers (stage and trial lines) at INFO,
+  of any other `rtrain.*` logger at WARNING, and of any logger at ERROR;
 - what `show()` prints (result tables, the run dir);
 - the train stage's progress bar (`rtrain.train.progress`).
 
 Until a run names its log file (`attach_log`: `<workdir>/rtrain.log` for a pipeline, `<run dir>/rtrain.log`
-for `rtrain train`) the output is buffered in a temporary file, then copied into the log. Without a session
-every function here falls back to plain printing, so library callers (tests, Tune trials) see no change.
+for `rtrain train`, `<study folder>/rtrain.log` for `rtrain tune`) the output is buffered in a temporary file,
+then copied into the log. Without a session every function here falls back to plain printing, so library
+callers (tests, Tune trials) see no change.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from types import TracebackType
 from typing import IO, TextIO
 
 LOG_NAME = "rtrain.log"
-CONSOLE_INFO_LOGGERS = ("rtrain", "rtrain.pipeline")  # loggers whose INFO records are stage lines
+CONSOLE_INFO_LOGGERS = ("rtrain", "rtrain.pipeline", "rtrain.tune")  # loggers whose INFO records are stage lines
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _active: QuietConsole | None = None

@@ -22,7 +22,7 @@ from rtrain.config import ConfigError, resolve_job
 from rtrain.tune.space import param_space, search_algorithm
 from rtrain.tune.study import bundle_label, load_study
 
-from tiny import job_dict, pair_rows, write_jsonl
+from tiny import job_dict, own_lines, pair_rows, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -543,6 +543,47 @@ def test_concurrency_that_starves_ray_data_is_refused(
             cwd=tmp_path,
         )
     )
+
+
+def test_tune_console_shows_a_line_per_trial_and_logs_the_rest(
+    tiny_model: Path, tiny_pairs: Path, tmp_path: Path, ray_local, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`rtrain tune` is quiet: one line per trial start, end (with the score and the best so far) and failure,
+    then the results; Tune's status tables and the trials' worker output go to the study's rtrain.log."""
+    capfd.readouterr()
+    setups = [{"model.pooling": "mean"}, {"model.name_or_path": str(tmp_path / "no-such-model")}]
+    study = tiny_study(tiny_model, tiny_pairs, tmp_path, name="quiet", search_space={"setup": {"grid": setups}})
+    study["base_job"]["train"]["max_steps"] = 3
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(yaml.safe_dump(study))
+    assert main(["tune", str(study_file)]) == 1  # one trial failed (after its one retry: max_failures 1)
+    captured = capfd.readouterr()
+    err, out = own_lines(captured.err), own_lines(captured.out)
+    folder = tmp_path / "tune" / "quiet"
+    records = {json.loads(p.read_text())["trial_id"]: json.loads(p.read_text()) for p in folder.glob("trials/*.json")}
+    good, bad = sorted(records, key=lambda t: "error" in records[t])
+    score = records[good]["metrics"]["eval_score"]
+    lines = err.splitlines()
+    assert f'trial {good} started: setup=model.pooling="mean"' in lines, err
+    assert any(
+        line.startswith(f"trial {good} ended after ")
+        and f"at step 3: eval_score {score:.4f}, best so far {score:.4f} (trial {good}); " in line
+        for line in lines
+    ), err
+    failed = [line for line in lines if line.startswith(f"trial {bad} failed after ")]
+    assert len(failed) == 2 and "retrying: FileNotFoundError: model path" in failed[0], err
+    assert failed[1].endswith("does not exist: fix model.name_or_path; 1 of 2 trials ended") or failed[1].endswith(
+        "does not exist: fix model.name_or_path; 2 of 2 trials ended"
+    ), err
+    assert sum(line.endswith("of 2 trials ended") for line in lines) == 2, err
+    assert lines[-2:] == [
+        f"1 trial(s) failed; their errors are in the table and in {folder / 'trials'}",
+        f"full log: {folder / 'rtrain.log'}",
+    ], err
+    assert "Trial status" not in err + out and "Traceback" not in err, err  # Tune's tables are in the log
+    assert f"study folder: {folder}" in out and f"best job: {folder / 'best_job.yaml'}" in out, out
+    log_text = (folder / "rtrain.log").read_text()
+    assert "Trial status" in log_text and f"trial {good} started" in log_text
 
 
 @pytest.mark.slow

@@ -8,10 +8,13 @@ and writes the findings report. Overrides are study keys (`max_concurrent_trials
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 
+from rtrain import console
 from rtrain.config.load import ConfigError, load_yaml
+
+log = logging.getLogger("rtrain.tune")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             report = run_ablations(ablations, resume=args.resume_study)
         except StudyInterrupted as err:
-            print(f"{err}: rtrain tune {args.study} --resume", file=sys.stderr)
+            log.warning(f"{err}: rtrain tune {args.study} --resume")
             return 130
-        print(f"report: {report}")
+        console.show(f"report: {report}")
         return 0
 
     from rtrain.tune.runner import run_study
@@ -55,12 +58,14 @@ def run(args: argparse.Namespace) -> int:
     study = load_study(args.study, args.variant, args.overrides)
     outcome = run_study(study, resume=args.resume_study, retry_failed=args.retry_failed)
     table = outcome.table
-    print(table.drop(columns=["run_dir"]).to_string(index=False, max_colwidth=40))
-    print(f"study folder: {outcome.study_dir}")
+    shown = [
+        table.drop(columns=["run_dir"]).to_string(index=False, max_colwidth=40),
+        f"study folder: {outcome.study_dir}",
+    ]
     if outcome.best_job is not None:
-        print(f"best job: {outcome.best_job}  (rtrain train {outcome.best_job})")
-    for plot in outcome.plots:
-        print(f"plot: {plot}")
+        shown.append(f"best job: {outcome.best_job}  (rtrain train {outcome.best_job})")
+    shown += [f"plot: {plot}" for plot in outcome.plots]
+    console.show("\n".join(shown))
     if outcome.interrupted:
         again = " ".join(
             [
@@ -70,12 +75,11 @@ def run(args: argparse.Namespace) -> int:
                 "--resume",
             ]
         )
-        print(f"interrupted: continue with `{again}`", file=sys.stderr)
+        log.warning(f"interrupted: continue with `{again}`")
         return 130
     failed = int((table["status"] == "failed").sum())
     if failed:
-        print(
-            f"{failed} trial(s) failed; their errors are in the table and in {Path(outcome.study_dir) / 'trials'}",
-            file=sys.stderr,
+        log.warning(
+            f"{failed} trial(s) failed; their errors are in the table and in {Path(outcome.study_dir) / 'trials'}"
         )
     return 1 if failed else 0

@@ -17,9 +17,11 @@ import ray
 import yaml
 from ray import tune
 
+from rtrain import console
 from rtrain.config.load import ConfigError
 from rtrain.tune.cleanup import MarkEndedTrials, ReleaseEndedTrials
-from rtrain.tune.results import StudyOutcome, write_results
+from rtrain.tune.progress import TrialLines
+from rtrain.tune.results import StudyOutcome, expected_trials, write_results
 from rtrain.tune.space import param_space, scheduler, search_algorithm
 from rtrain.tune.study import Study
 from rtrain.tune.trial import RECORDS_DIR, TrialContext, run_trial
@@ -115,8 +117,9 @@ def _tuner(study: Study, trainable: Any) -> tune.Tuner:
             callbacks=[
                 ReleaseEndedTrials(study.study_dir / RECORDS_DIR),
                 MarkEndedTrials(study.study_dir / RECORDS_DIR),
+                TrialLines(cfg.metric, cfg.mode, expected_trials(study), study.study_dir / RECORDS_DIR),
             ],
-            verbose=1,
+            verbose=1,  # Tune's status tables: in the study's log under `rtrain tune`, whose console has TrialLines
         ),
     )
 
@@ -140,6 +143,7 @@ def run_study(study: Study, resume: bool = False, retry_failed: bool = False) ->
             f"study folder {folder} exists: continue it with --resume, start another with name=<new name>, or remove it"
         )
     folder.mkdir(parents=True, exist_ok=True)
+    console.attach_log(folder / console.LOG_NAME)  # `rtrain tune`'s log (an ablations run has attached its own)
     if not resume:
         saved.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
     (folder / DONE_FILE).unlink(missing_ok=True)
