@@ -30,6 +30,7 @@ log = logging.getLogger("rtrain.tune")
 
 SUFFIX = ".pgs"
 ENDED = ".ended"
+ENDED_STATUSES = ("TERMINATED", "ERROR")  # Tune's statuses of a trial that will not run again
 
 
 def groups_file(records_dir: Path, trial_id: str) -> Path:
@@ -68,14 +69,12 @@ def release(path: Path) -> int:
 class ReleaseEndedTrials(tune.Callback):
     """Tune driver callback: after each step, free the placement groups of trials that have ended."""
 
-    ENDED = ("TERMINATED", "ERROR")
-
     def __init__(self, records_dir: Path) -> None:
         self.records_dir = records_dir
 
     def _sweep(self, trials: list[Any]) -> None:
         for trial in trials:
-            if trial.status in self.ENDED:
+            if trial.status in ENDED_STATUSES:
                 path = groups_file(self.records_dir, trial.trial_id)
                 if path.is_file():
                     count = release(path)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ray import tune
 
+from rtrain.tune.cleanup import ENDED_STATUSES
 from rtrain.tune.trial import read_record
 
 log = logging.getLogger("rtrain.tune")
@@ -31,8 +32,6 @@ def duration(seconds: float) -> str:
 class TrialLines(tune.Callback):
     """Tune driver callback: log each trial's start, its end with the metric and the best so far, its failure."""
 
-    ENDED = ("TERMINATED", "ERROR")
-
     def __init__(self, metric: str, mode: str, total: int, records_dir: Path) -> None:
         self.metric, self.mode, self.total, self.records_dir = metric, mode, total, records_dir
         self.started: dict[str, float] = {}
@@ -50,7 +49,8 @@ class TrialLines(tune.Callback):
         step = f" at step {result['step']}" if "step" in result else ""
         score = result.get(self.metric)
         if score is None:
-            log.info(f"trial {trial.trial_id} ended after {self._took(trial)}{step}, without {self.metric}")
+            took, count = self._took(trial), self._count(trials, trial)
+            log.info(f"trial {trial.trial_id} ended after {took}{step}, without {self.metric}; {count}")
         else:
             score = float(score)
             if self.best is None or (score > self.best[0] if self.mode == "max" else score < self.best[0]):
@@ -73,5 +73,5 @@ class TrialLines(tune.Callback):
         return error.strip().splitlines()[0]
 
     def _count(self, trials: list[Any], trial: Any) -> str:
-        ended = 1 + sum(t.status in self.ENDED for t in trials if t is not trial)
+        ended = 1 + sum(t.status in ENDED_STATUSES for t in trials if t is not trial)
         return f"{ended} of {self.total} trials ended"
