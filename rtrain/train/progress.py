@@ -25,7 +25,7 @@ from rtrain import console
 from rtrain.checkpoint import LOG_FILE
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     """`m:ss`, or `h:mm:ss` from an hour on."""
     seconds = int(max(seconds, 0))
     hours, rest = divmod(seconds, 3600)
@@ -82,7 +82,7 @@ class TrainProgress:
     def describe(self) -> str:
         """ETA, loss, pairs/s and the last eval score, as far as known."""
         eta = self.eta_s() if self.step < self.total else None
-        parts = [f"ETA {_clock(eta)}" if eta is not None else ("starting" if self.loss is None else "")]
+        parts = [f"ETA {clock(eta)}" if eta is not None else ("starting" if self.loss is None else "")]
         if self.loss is not None:
             parts.append(f"loss {self.loss:.4g}")
         if self.pairs_per_s is not None:
@@ -137,7 +137,7 @@ class TrainProgress:
         ):
             self._printed_step = self.step
             self._last_line = time.monotonic()
-            elapsed = _clock(time.monotonic() - self._start)
+            elapsed = clock(time.monotonic() - self._start)
             print(f"[train] step {self.step}/{self.total}, {elapsed} elapsed, {self.describe()}", file=self.stream)
             self.stream.flush()
 

@@ -36,7 +36,7 @@ def base_scores(study: Study) -> dict[str, float]:
 def run_ablations(ablations: Ablations, resume: bool = False) -> Path:
     """Run (or finish) the three studies, then write the report; returns the report's README path."""
     outcomes: dict[str, StudyOutcome] = {}
-    console.attach_log(ablations.studies["negatives"].study_dir.parent / console.LOG_NAME)  # one log, every study
+    console.attach_log(ablations.folder / console.LOG_NAME)  # one log for every study
     for key, study in ablations.studies.items():
         started = study.study_dir.is_dir() and any(study.study_dir.iterdir())
         if resume and is_done(study):

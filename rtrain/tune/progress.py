@@ -13,6 +13,7 @@ from typing import Any
 
 from ray import tune
 
+from rtrain.train.progress import clock
 from rtrain.tune.cleanup import ENDED_STATUSES
 from rtrain.tune.trial import read_record
 
@@ -22,11 +23,6 @@ log = logging.getLogger("rtrain.tune")
 def trial_label(config: dict[str, Any]) -> str:
     """A trial's sampled values as `key=value` pairs (a bundle's value is already its label)."""
     return ", ".join(f"{key}={value}" for key, value in config.items()) or "the base job"
-
-
-def duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 class TrialLines(tune.Callback):
@@ -65,7 +61,7 @@ class TrialLines(tune.Callback):
         log.warning(f"trial {trial.trial_id} failed after {took}: {self._error(trial)}; {count}")
 
     def _took(self, trial: Any) -> str:
-        return duration(time.time() - self.started.get(trial.trial_id, time.time()))
+        return clock(time.time() - self.started.get(trial.trial_id, time.time()))
 
     def _error(self, trial: Any) -> str:
         """The first line of the error the trial recorded (its whole text is in the trial's record and the log)."""
